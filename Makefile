@@ -1,0 +1,33 @@
+# `make quickstart` and `make test` each create .venv when missing, install the kit into it
+# (a second run skips the install until setup.cfg or pyproject.toml change), then run.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PYTEST := $(BIN)/python -m pytest -q -ra --timeout=900
+
+.PHONY: setup quickstart test test-fast clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): $(BIN)/python setup.cfg pyproject.toml
+	$(BIN)/python -m pip install -q -e ".[test]"
+	touch $@
+
+setup: $(STAMP)
+
+quickstart: $(STAMP)
+	$(BIN)/mobilekit quickstart
+
+# Keras 3 tests, then the tf_keras (Keras 2) tests in their own process: the Keras
+# generation is chosen once per process, at import time.
+test: $(STAMP)
+	$(PYTEST) -m "not legacy_keras"
+	TF_USE_LEGACY_KERAS=1 $(PYTEST) -m legacy_keras
+
+test-fast: $(STAMP)
+	$(PYTEST) -m "not legacy_keras and not slow"
+
+clean:
+	rm -rf $(VENV) runs *.egg-info

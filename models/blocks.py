@@ -1,0 +1,75 @@
+"""Building blocks shared by the mobile architectures (functional-API helpers).
+
+Batch normalization uses the ``keras.applications`` settings (epsilon 1e-3,
+momentum 0.999) so that builders match those models layer for layer.
+"""
+from keras_layers.keras_api import keras
+
+layers = keras.layers
+
+BN_KWARGS = {"epsilon": 1e-3, "momentum": 0.999}
+
+
+def make_divisible(value, divisor=8, min_value=None):
+    """Round a channel count to a multiple of ``divisor``, losing at most 10%.
+
+    The rule of the TF-slim MobileNet code that ``keras.applications`` reproduces.
+    """
+    min_value = divisor if min_value is None else min_value
+    rounded = max(min_value, int(value + divisor / 2) // divisor * divisor)
+    return rounded + divisor if rounded < 0.9 * value else rounded
+
+
+def activation_layer(name, layer_name):
+    """A named activation layer: ``relu6``, ``relu`` or ``linear`` (None)."""
+    if name == "relu6":
+        return layers.ReLU(6.0, name=layer_name)
+    if name == "relu":
+        return layers.ReLU(name=layer_name)
+    raise ValueError(f"unknown activation {name!r}: expected 'relu6' or 'relu'")
+
+
+def conv_bn(x, filters, kernel, stride=1, activation=None, name="conv"):
+    """Conv2D (no bias) -> BatchNorm -> optional activation."""
+    x = layers.Conv2D(filters, kernel, strides=stride, padding="same", use_bias=False, name=name)(x)
+    x = layers.BatchNormalization(name=f"{name}_bn", **BN_KWARGS)(x)
+    return x if activation is None else activation_layer(activation, f"{name}_{activation}")(x)
+
+
+def depthwise_bn(x, kernel, stride=1, activation=None, name="depthwise"):
+    """DepthwiseConv2D (no bias) -> BatchNorm -> optional activation."""
+    x = layers.DepthwiseConv2D(kernel, strides=stride, padding="same", use_bias=False, name=name)(x)
+    x = layers.BatchNormalization(name=f"{name}_bn", **BN_KWARGS)(x)
+    return x if activation is None else activation_layer(activation, f"{name}_{activation}")(x)
+
+
+def inverted_residual(x, expansion, filters, stride, kernel=3, activation="relu6", name="block"):
+    """MobileNetV2 inverted residual with linear bottleneck (Sandler et al., 2018).
+
+    1x1 expansion by ``expansion`` (skipped when it is 1) -> k x k depthwise with
+    ``stride`` -> linear 1x1 projection to ``filters``; identity shortcut when the
+    shape is unchanged.
+    """
+    in_channels = x.shape[-1]
+    shortcut = x
+    if expansion != 1:
+        x = conv_bn(x, expansion * in_channels, 1, activation=activation, name=f"{name}_expand")
+    x = depthwise_bn(x, kernel, stride, activation=activation, name=f"{name}_depthwise")
+    x = conv_bn(x, filters, 1, name=f"{name}_project")
+    if stride == 1 and in_channels == filters:
+        x = layers.Add(name=f"{name}_add")([shortcut, x])
+    return x
+
+
+def classifier_head(x, include_top, classes, pooling, classifier_activation):
+    """The ``keras.applications`` head: pooling and, with ``include_top``, a Dense layer."""
+    if include_top:
+        x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
+        return layers.Dense(classes, activation=classifier_activation, name="predictions")(x)
+    if pooling == "avg":
+        return layers.GlobalAveragePooling2D(name="avg_pool")(x)
+    if pooling == "max":
+        return layers.GlobalMaxPooling2D(name="max_pool")(x)
+    if pooling is not None:
+        raise ValueError(f"pooling must be None, 'avg' or 'max', got {pooling!r}")
+    return x

@@ -1,0 +1,88 @@
+"""MobileNetV2 (Sandler et al., "MobileNetV2: Inverted Residuals and Linear
+Bottlenecks", CVPR 2018), written as the paper's Table 2 plus one builder.
+
+Each row of ``MOBILENET_V2`` is a stage: expansion t, output channels c, repeats n,
+stride s of the first block. Channel rounding and the widened last layer follow the
+reference implementation, so parameter counts equal ``keras.applications.MobileNetV2``.
+"""
+from typing import NamedTuple
+
+from keras_layers.keras_api import keras
+from models.blocks import classifier_head, conv_bn, inverted_residual, make_divisible
+
+
+class Stage(NamedTuple):
+    """One row of an inverted-residual table: ``repeats`` blocks, the first with ``stride``."""
+
+    expansion: int
+    channels: int
+    repeats: int
+    stride: int
+    kernel: int = 3
+
+
+#               t    c   n  s
+MOBILENET_V2 = (
+    Stage(1, 16, 1, 1),
+    Stage(6, 24, 2, 2),
+    Stage(6, 32, 3, 2),
+    Stage(6, 64, 4, 2),
+    Stage(6, 96, 3, 1),
+    Stage(6, 160, 3, 2),
+    Stage(6, 320, 1, 1),
+)
+STEM_CHANNELS = 32
+LAST_CHANNELS = 1280
+
+
+def check_builder_args(input_shape, weights, include_top, classes):
+    """Reject arguments the kit's builders do not support, with a one-line reason."""
+    if weights is not None:
+        raise ValueError(f"weights={weights!r}: pretrained weights cannot be downloaded here; use weights=None")
+    if input_shape is None or len(input_shape) != 3:
+        raise ValueError(f"input_shape must be (height, width, channels), got {input_shape!r}")
+    if min(input_shape[:2]) < 32:
+        raise ValueError(f"input_shape {tuple(input_shape)} is too small: height and width must be >= 32")
+    if include_top and classes < 1:
+        raise ValueError(f"classes must be >= 1, got {classes}")
+
+
+def mobilenet_v2(
+    input_shape=(224, 224, 3),
+    alpha=1.0,
+    include_top=True,
+    weights=None,
+    classes=1000,
+    pooling=None,
+    classifier_activation="softmax",
+    stages=MOBILENET_V2,
+    name=None,
+):
+    """Build MobileNetV2 with the ``keras.applications`` signature.
+
+    Args:
+        input_shape: (height, width, channels), channels last.
+        alpha: width multiplier applied to every layer (the last layer only grows).
+        include_top: add global average pooling and the ``classes``-way Dense layer.
+        weights: only ``None``; no pretrained weights are downloaded.
+        classes: number of classes of the top layer.
+        pooling: ``None``, ``"avg"`` or ``"max"`` when ``include_top`` is False.
+        classifier_activation: activation of the top layer (``None`` for logits).
+        stages: the block table; a variant network is a different table.
+    Returns:
+        A ``keras.Model``.
+    """
+    check_builder_args(input_shape, weights, include_top, classes)
+    inputs = keras.Input(shape=input_shape)
+    x = conv_bn(inputs, make_divisible(STEM_CHANNELS * alpha), 3, stride=2, activation="relu6", name="stem")
+    block_id = 0
+    for stage in stages:
+        filters = make_divisible(int(stage.channels * alpha))
+        for repeat in range(stage.repeats):
+            stride = stage.stride if repeat == 0 else 1
+            x = inverted_residual(x, stage.expansion, filters, stride, stage.kernel, name=f"block{block_id}")
+            block_id += 1
+    last_channels = make_divisible(LAST_CHANNELS * alpha) if alpha > 1.0 else LAST_CHANNELS
+    x = conv_bn(x, last_channels, 1, activation="relu6", name="head")
+    outputs = classifier_head(x, include_top, classes, pooling, classifier_activation)
+    return keras.Model(inputs, outputs, name=name or f"mobilenetv2_{alpha:0.2f}_{input_shape[0]}")

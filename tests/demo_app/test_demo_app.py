@@ -1,0 +1,109 @@
+"""run_demo end to end (headless): predictions, labels, annotated PNGs and videos, errors."""
+import argparse
+import os
+
+import cv2
+import pytest
+from demo_helpers import NUM_CLASSES, read_rgb
+
+from demo_app import app
+from demo_app.app import add_arguments, run_demo, run_from_args
+from demo_app.preprocess import preprocess
+from demo_app.runtime import TFLiteModel
+from demo_app.sources import open_source
+
+
+@pytest.fixture
+def labels_file(tmp_path):
+    path = tmp_path / "labels.txt"
+    path.write_text("cat\ndog\nbird\n\n")
+    return str(path)
+
+
+def _expected(model_path, folder):
+    model = TFLiteModel(model_path)
+    scores = [model.run(preprocess(frame, model.input_shape))[0][0] for _, frame in open_source(folder)]
+    return [(int(s.argmax()), float(s.max())) for s in scores]
+
+
+def test_folder_to_png_frames_with_labels(fp32_model_path, image_folder, labels_file, tmp_path, capsys):
+    out = tmp_path / "annotated"
+    summary = run_demo(fp32_model_path, str(image_folder), labels=labels_file, output=str(out), headless=True)
+
+    assert summary["frames"] == 3 and summary["output"] == str(out)
+    assert summary["mean_latency_ms"] > 0 and summary["median_latency_ms"] > 0 and summary["fps"] > 0
+    names = ["cat", "dog", "bird"]
+    expected = _expected(fp32_model_path, str(image_folder))
+    assert [p[0] for p in summary["predictions"]] == ["a.png", "b.png", "c.jpg"]
+    for (_, index, label, score), (want_index, want_score) in zip(summary["predictions"], expected):
+        assert index == want_index and label == names[want_index]
+        assert score == pytest.approx(want_score, abs=1e-6)
+
+    assert sorted(os.listdir(out)) == ["frame_00000.png", "frame_00001.png", "frame_00002.png"]
+    for i, (_, raw) in enumerate(open_source(str(image_folder))):
+        annotated = read_rgb(out / f"frame_{i:05d}.png")
+        assert annotated.shape == raw.shape
+        assert (annotated != raw).any(axis=2).mean() > 0.02  # the overlay is there
+    printed = capsys.readouterr().out
+    assert "a.png: " in printed and "3 frames: latency mean" in printed
+
+
+@pytest.mark.parametrize("suffix", [".avi", ".mp4"])
+def test_image_to_video(quantized_model_paths, image_folder, tmp_path, suffix):
+    path = tmp_path / "videos" / f"out{suffix}"
+    summary = run_demo(quantized_model_paths["uint8"], str(image_folder), output=str(path), headless=True,
+                       quiet=True)
+    assert summary["frames"] == 3
+    assert os.listdir(path.parent) == [path.name]  # no temporary file left
+    capture = cv2.VideoCapture(str(path))
+    frames = []
+    while True:
+        ok, frame = capture.read()
+        if not ok:
+            break
+        frames.append(frame)
+    capture.release()
+    assert len(frames) == 3 and all(f.shape == (24, 24, 3) for f in frames)  # sized like the first frame
+    assert all(p[2] == str(p[1]) and 0 <= p[1] < NUM_CLASSES for p in summary["predictions"])
+
+
+def test_max_frames_top_k_and_no_output(fp32_model_path, image_folder, tmp_path):
+    summary = run_demo(fp32_model_path, str(image_folder), headless=True, max_frames=2, top_k=3, quiet=True)
+    assert summary["frames"] == 2 and len(summary["predictions"]) == 2
+    assert summary["output"] is None
+    assert os.listdir(tmp_path) == ["images"]
+
+
+def test_display_error_leaves_no_partial_video(fp32_model_path, image_folder, tmp_path, monkeypatch):
+    monkeypatch.setenv("DISPLAY", ":97")  # opencv-python-headless: imshow raises cv2.error
+    out = tmp_path / "out.avi"
+    with pytest.raises(ValueError) as info:
+        run_demo(fp32_model_path, str(image_folder), output=str(out), quiet=True)
+    assert str(info.value) == app.NO_DISPLAY
+    assert os.listdir(tmp_path) == ["images"]
+
+
+def test_argument_errors(fp32_model_path, non_image_model_path, image_folder, tmp_path):
+    with pytest.raises(FileNotFoundError, match="labels file not found"):
+        run_demo(fp32_model_path, str(image_folder), labels=str(tmp_path / "nope.txt"), headless=True)
+    few = tmp_path / "few.txt"
+    few.write_text("cat\n")
+    with pytest.raises(ValueError, match="has 1 labels but the model scores 3 classes"):
+        run_demo(fp32_model_path, str(image_folder), labels=str(few), headless=True)
+    with pytest.raises(ValueError, match=r"^model input shape \(1, 10\) is not an image"):
+        run_demo(non_image_model_path, str(image_folder), headless=True)
+    with pytest.raises(ValueError, match="top_k must be at least 1"):
+        run_demo(fp32_model_path, str(image_folder), headless=True, top_k=0)
+
+
+def test_add_arguments_and_run_from_args(fp32_model_path, image_folder, tmp_path):
+    parser = add_arguments(argparse.ArgumentParser())
+    assert all(action.help for action in parser._actions)
+    args = parser.parse_args(["--model", fp32_model_path, "--source", str(image_folder), "--headless",
+                              "--output", str(tmp_path / "frames"), "--threads", "1", "--max-frames", "1",
+                              "--input-range=-1,1", "--top-k", "2"])
+    assert args.input_range == "-1,1" and args.threads == 1
+    summary = run_from_args(args)
+    assert summary["frames"] == 1 and os.listdir(tmp_path / "frames") == ["frame_00000.png"]
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--model", "m.tflite"])  # --source is required

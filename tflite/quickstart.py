@@ -1,0 +1,78 @@
+"""``mobilekit quickstart``: the kit's whole path on its built-in default, in one run.
+
+Train a small MobileNetV2 on the real handwritten digits, export fp32 and full-int8
+TFLite, validate both against the Keras model on held-out digits, time both side by side,
+and run the camera demo headless on a video clip of held-out digits. Everything lands in
+``runs/quickstart/``: models, ``report.json``, ``report.md``, ``training_curves.png``,
+``tradeoffs.png``, ``demo_montage.png`` and the annotated demo frames.
+"""
+import os
+import time
+
+import cv2
+import numpy as np
+
+from demo_app.app import run_demo
+from models.jobs import train
+from models.plots import plt, save_figure
+from models.runs import update_report
+from tflite.jobs import bench_files, export
+from tflite.report import render
+
+DEFAULTS = {"arch": "mobilenet_v2", "data": "digits", "image_size": 48, "alpha": 0.35, "epochs": 40}
+
+
+def write_clip(images, path, frame_size=160, fps=10):
+    """Write ``images`` as an MJPG ``.avi`` clip, each scaled up to ``frame_size`` squared."""
+    writer = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*"MJPG"), fps, (frame_size, frame_size))
+    if not writer.isOpened():
+        raise OSError(f"cannot write video {path}")
+    for image in images:
+        frame = cv2.resize(image, (frame_size, frame_size), interpolation=cv2.INTER_LINEAR)
+        writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+    writer.release()
+
+
+def plot_montage(frame_paths, path, columns=6):
+    """A grid of annotated demo frames."""
+    rows = int(np.ceil(len(frame_paths) / columns))
+    figure, axes = plt.subplots(rows, columns, figsize=(2 * columns, 2 * rows))
+    for axis in np.ravel(axes):
+        axis.axis("off")
+    for axis, frame_path in zip(np.ravel(axes), frame_paths):
+        axis.imshow(cv2.cvtColor(cv2.imread(frame_path), cv2.COLOR_BGR2RGB))
+    figure.suptitle("demo: int8 model on held-out digits")
+    save_figure(figure, path)
+
+
+def demo_on_test_clip(path, dataset, model_file, frames=60, progress=print):
+    """Run the demo headless on a clip of held-out digits; return the report's demo section."""
+    images, labels = dataset.test[0][:frames], dataset.test[1][:frames]
+    clip = os.path.join(path, "test_digits.avi")
+    write_clip(images, clip)
+    output = os.path.join(path, "demo_frames")
+    progress(f"running the demo on {clip} with {model_file}")
+    summary = run_demo(os.path.join(path, model_file), clip, labels=os.path.join(path, "labels.txt"),
+                       output=output, headless=True, quiet=True)
+    predicted = np.array([p[1] for p in summary["predictions"]])
+    frame_files = sorted(os.path.join(output, f) for f in os.listdir(output))
+    plot_montage(frame_files[:12], os.path.join(path, "demo_montage.png"))
+    return {"model": model_file, "source": os.path.basename(clip), "frames": summary["frames"],
+            "accuracy_on_clip": float(np.mean(predicted == labels[:len(predicted)])),
+            "median_latency_ms": summary["median_latency_ms"], "fps": summary["fps"], "frames_dir": "demo_frames"}
+
+
+def quickstart(name="quickstart", epochs=DEFAULTS["epochs"], image_size=DEFAULTS["image_size"],
+               alpha=DEFAULTS["alpha"], bench_runs=60, progress=print):
+    """Run the whole path; return the run folder's report."""
+    start = time.perf_counter()
+    path, _, dataset = train(name, arch=DEFAULTS["arch"], data=DEFAULTS["data"], image_size=image_size,
+                             alpha=alpha, epochs=epochs, progress=progress)
+    rows = export(name, ("fp32", "int8"), progress=progress)
+    bench_files([os.path.join(path, row["file"]) for row in rows], runs=bench_runs, name=name, progress=progress)
+    demo = demo_on_test_clip(path, dataset, "model_int8.tflite", progress=progress)
+    update_report(path, demo=demo, figures=["training_curves.png", "demo_montage.png"])
+    report = render(path)
+    update_report(path, quickstart={"seconds": round(time.perf_counter() - start, 1)})
+    progress(f"quickstart done in {time.perf_counter() - start:.0f} s: see {path}/report.md")
+    return report
