@@ -8,9 +8,11 @@ Bad input (a ValueError or OSError raised by a job) prints one line and exits 2;
 import argparse
 import json
 import os
+import re
 import sys
 
 from demo_app import app as demo
+from demo_app.native_log import forward, native_stderr
 
 QUANTIZATIONS = ("fp32", "fp16", "dynamic", "int8")
 
@@ -48,6 +50,18 @@ def _bench(args):
     progress = (lambda message: print(message, file=sys.stderr)) if args.json else print
     timing = {"runs": args.runs, "warmup": args.warmup, "threads": args.threads, "rounds": args.rounds,
               "progress": progress}
+    if args.suite:
+        from tflite.layer_bench import run_suite
+
+        rows = run_suite(args.suite, quantizations=args.quantization, **timing)
+        if args.json:
+            print(json.dumps({"suite": args.suite, "layers": rows}))
+            return
+        print(f"{'shape':12} {'layer':24} {'quant':6} {'params':>10} {'median ms':>10} {'speed-up':>9} {'params /':>9}")
+        for row in rows:
+            print(f"{row['shape']:12} {row['layer']:24} {row['quantization']:6} {row['params']:10,} "
+                  f"{row['median_ms']:10.3f} {row['speedup']:9.2f} {row['param_reduction']:9.1f}")
+        return
     if args.models:
         rows = jobs.bench_files(args.models, name=args.name, **timing)
     else:
@@ -112,11 +126,13 @@ def build_parser():
                                 description="Time .tflite files (or an architecture converted on the "
                                             "spot) in interleaved rounds, one fresh process per model.")
     bench.add_argument("models", nargs="*", help=".tflite files; none: build --arch and convert it")
+    bench.add_argument("--suite", default=None,
+                       help="time a layer suite instead (a layer vs the layers it replaces, see tflite/suites)")
     bench.add_argument("--arch", default="mobilenet_v2", help="architecture when no files are given")
     bench.add_argument("--alpha", type=float, default=1.0, help="width multiplier of --arch (default 1.0)")
     bench.add_argument("--image-size", type=int, default=224, help="input size of --arch (default 224)")
     bench.add_argument("--quantization", nargs="+", choices=QUANTIZATIONS, default=["fp32", "int8"],
-                       help="conversions of --arch to time (default fp32 int8)")
+                       help="conversions of --arch or --suite to time (default fp32 int8)")
     bench.add_argument("--runs", type=int, default=50, help="timed invocations per model (default 50)")
     bench.add_argument("--warmup", type=int, default=5, help="untimed invocations per process (default 5)")
     bench.add_argument("--threads", type=int, default=2, help="interpreter threads (default 2)")
@@ -137,10 +153,25 @@ def build_parser():
     return parser
 
 
+# What TensorFlow's C++ side logs at import whatever TF_CPP_MIN_LOG_LEVEL says: absl's
+# pre-initialization notice, info lines, CPU-feature advice and the missing-CUDA error.
+TENSORFLOW_IMPORT_NOISE = re.compile(r"^(WARNING: All log messages before absl|I\d{4} |To enable the following|"
+                                     r"E\d{4} .*(cuInit|cuda))")
+
+
+def import_tensorflow_quietly():
+    """Import TensorFlow once, passing on only what its import logs beyond the usual noise."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    with native_stderr() as lines:
+        import tensorflow  # noqa: F401
+    forward(lines, is_noise=TENSORFLOW_IMPORT_NOISE.match)
+
+
 def main(argv=None):
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ info lines drown the progress
     args = build_parser().parse_args(argv)
     try:
+        if args.handler is not demo.run_from_args:
+            import_tensorflow_quietly()
         args.handler(args)
     except KeyboardInterrupt:
         return 130

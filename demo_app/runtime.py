@@ -5,13 +5,12 @@ last resort imported only when needed, ``tensorflow.lite``. Quantized (int8/uint
 quantized from real values with the tensor's (scale, zero_point), and quantized outputs are
 dequantized, so callers always work in the model's real-valued ranges.
 """
-import contextlib
 import os
-import sys
-import tempfile
 import time
 
 import numpy as np
+
+from demo_app.native_log import forward, native_stderr
 
 TFLITE_IDENTIFIER = b"TFL3"  # flatbuffer file identifier, bytes 4..8 of every .tflite
 
@@ -39,28 +38,6 @@ def interpreter_class():
         raise ImportError("no TFLite runtime installed: expected ai-edge-litert "
                           "(pip install ai-edge-litert) or tflite-runtime") from None
     return tf.lite.Interpreter
-
-
-@contextlib.contextmanager
-def _native_stderr():
-    """Collect what native code writes to file descriptor 2 while loading (LiteRT logs an
-    ``INFO: Created TensorFlow Lite XNNPACK delegate`` line per interpreter) into a list."""
-    lines = []
-    sys.stderr.flush()
-    try:
-        saved = os.dup(2)
-    except OSError:  # no stderr to capture
-        yield lines
-        return
-    with tempfile.TemporaryFile() as captured:
-        os.dup2(captured.fileno(), 2)
-        try:
-            yield lines
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-            captured.seek(0)
-            lines.extend(captured.read().decode(errors="replace").splitlines())
 
 
 def _check_identifier(head, name):
@@ -116,15 +93,13 @@ class TFLiteModel:
         self.last_latency_ms = None
         Interpreter, log = interpreter_class(), []
         try:
-            with _native_stderr() as log:
+            with native_stderr() as log:
                 self.interpreter = Interpreter(**source, num_threads=num_threads)
                 self.interpreter.allocate_tensors()
         except Exception as exc:  # the runtimes raise RuntimeError/ValueError for corrupt files
             details = "; ".join([one_line(exc)] + [line.strip() for line in log if line.startswith("ERROR")])
             raise ValueError(f"cannot load TFLite model {name}: {details} (expected a valid .tflite file)") from exc
-        for line in log:  # pass on everything but the INFO chatter
-            if line.strip() and not line.startswith("INFO: "):
-                print(line, file=sys.stderr)
+        forward(log, is_noise=lambda line: line.startswith("INFO: "))  # pass on all but the INFO chatter
         inputs = self.interpreter.get_input_details()
         if len(inputs) != 1:
             raise ValueError(f"TFLite model {name} has {len(inputs)} inputs: expected exactly 1")

@@ -14,4 +14,9 @@ if LEGACY_KERAS:
 else:
     import keras
 
-__all__ = ["keras", "LEGACY_KERAS"]
+__all__ = ["keras", "LEGACY_KERAS", "serializable"]
+
+
+def serializable(cls):
+    """Register a kit layer for Keras serialization (``.keras`` files) under ``mobilekit>``."""
+    return keras.saving.register_keras_serializable(package="mobilekit")(cls)

@@ -9,6 +9,9 @@ additions are not counted.
     Conv2D          H_out * W_out * k_h * k_w * (C_in / groups) * C_out
     DepthwiseConv2D H_out * W_out * k_h * k_w * C_in * depth_multiplier
     Dense           (product of the non-batch, non-channel output dims) * C_in * units
+
+A kit layer states its own cost by defining ``count_macs()`` (MACs of one call at batch
+1 for its built shapes, counted as its paper counts them); ``profile`` uses it when present.
 """
 import math
 
@@ -42,6 +45,8 @@ def _leaf_layers(model):
 
 def layer_macs(layer):
     """MACs of one built layer at batch 1 (0 for layers that do no multiply-adds)."""
+    if hasattr(layer, "count_macs"):
+        return int(layer.count_macs())
     return _kernel_macs(layer) if isinstance(layer, COUNTED_LAYERS) else 0
 
 
