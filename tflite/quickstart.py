@@ -71,8 +71,7 @@ def quickstart(name="quickstart", epochs=DEFAULTS["epochs"], image_size=DEFAULTS
     rows = export(name, ("fp32", "int8"), progress=progress)
     bench_files([os.path.join(path, row["file"]) for row in rows], runs=bench_runs, name=name, progress=progress)
     demo = demo_on_test_clip(path, dataset, "model_int8.tflite", progress=progress)
-    update_report(path, demo=demo, figures=["training_curves.png", "demo_montage.png"])
-    report = render(path)
-    update_report(path, quickstart={"seconds": round(time.perf_counter() - start, 1)})
+    update_report(path, demo=demo, figures=["training_curves.png", "demo_montage.png"],
+                  quickstart={"seconds": round(time.perf_counter() - start, 1)})
     progress(f"quickstart done in {time.perf_counter() - start:.0f} s: see {path}/report.md")
-    return report
+    return render(path)
