@@ -94,7 +94,7 @@ def train_classifier(model, data, out_dir, epochs=40, batch_size=64, learning_ra
     history = model.fit(
         _dataset(x_train, y_train, batch_size, seed, augmenter(seed) if augment else None),
         validation_data=_dataset(x_val, y_val, batch_size, seed),
-        epochs=epochs, callbacks=callbacks, verbose=verbose)
+        epochs=epochs, callbacks=callbacks, shuffle=False, verbose=verbose)  # the dataset shuffles itself
     history = {k: [float(v) for v in values] for k, values in history.history.items()}
     plot_training_curves(history, os.path.join(out_dir, "training_curves.png"), title=model.name)
     return model, history

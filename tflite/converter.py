@@ -15,11 +15,17 @@ Flex (SELECT_TF_OPS) fails the conversion instead of producing a file a phone ca
 """
 import contextlib
 import io
+import re
+import warnings
 
 import numpy as np
 import tensorflow as tf
 
+from demo_app.native_log import forward, native_stderr
+
 QUANTIZATIONS = ("fp32", "fp16", "dynamic", "int8")
+# What the converter's C++ side prints on every successful quantization.
+CONVERTER_NOISE = re.compile(r"^(fully_quantize: |I\d{4} )")
 IO_DTYPES = {"float32": tf.float32, "int8": tf.int8, "uint8": tf.uint8}
 
 
@@ -64,5 +70,12 @@ def convert(model, quantization="fp32", representative_data=None, io_dtype=None,
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
         converter.inference_input_type = IO_DTYPES[io_dtype]
         converter.inference_output_type = IO_DTYPES[io_dtype]
-    with contextlib.redirect_stdout(io.StringIO()):  # Keras 3's export prints every captured tensor
-        return converter.convert()
+    # Keras 3's export prints every captured tensor; calibration warns that inputs carry no
+    # statistics (they need none: the representative data provides them).
+    log = []
+    try:
+        with contextlib.redirect_stdout(io.StringIO()), native_stderr() as log, warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Statistics for quantized inputs")
+            return converter.convert()
+    finally:  # a failed conversion's diagnostics are passed on too
+        forward(log, is_noise=CONVERTER_NOISE.match)
