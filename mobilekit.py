@@ -76,6 +76,21 @@ def _bench(args):
               f"{row['size_bytes'] / 1e6:7.2f} {row['peak_rss_mb']:12.1f}")
 
 
+def _zoo(args):
+    from tflite.zoo import ZOO, run_zoo
+
+    entries = [e for e in ZOO if not args.only or e.label in args.only or e.arch in args.only]
+    if not entries:
+        raise ValueError(f"--only {' '.join(args.only)} matches no zoo entry: expected labels or architectures "
+                         f"among {', '.join(e.label for e in ZOO)}")
+    rows = run_zoo(name=args.name, entries=entries, **_given(args, "image_size", "epochs", "seed", "runs"))
+    print(f"{'model':22} {'params':>10} {'MMACs':>8} {'fp32 ms':>8} {'int8 ms':>8} {'int8 KB':>8} {'int8 acc':>8}")
+    for row in rows:
+        print(f"{row['model']:22} {row['params']:10,} {row['macs'] / 1e6:8.2f} {row['fp32_ms']:8.3f} "
+              f"{row['int8_ms']:8.3f} {row['int8_bytes'] / 1024:8.0f} {row['int8_accuracy']:8.4f}")
+    print(f"wrote runs/{args.name}/report.md")
+
+
 def _report(args):
     from tflite.report import render
 
@@ -145,6 +160,17 @@ def build_parser():
                                       description="The device demo (LiteRT runtime only; no TensorFlow).")
     demo.add_arguments(demo_parser)
     demo_parser.set_defaults(handler=demo.run_from_args)
+
+    zoo = commands.add_parser("zoo", help="train, export and time every architecture side by side",
+                              description="Train each zoo network briefly on digits at one input size, export "
+                                          "fp32 and int8, validate and time them; one table and a scatter plot.")
+    zoo.add_argument("--name", default="zoo", help="run folder under runs/ (default zoo)")
+    zoo.add_argument("--only", nargs="+", help="zoo labels or architecture names to include (default all)")
+    zoo.add_argument("--image-size", type=int, help="square input size (default 32)")
+    zoo.add_argument("--epochs", type=int, help="epochs per network (default 8)")
+    zoo.add_argument("--seed", type=int, help="seed of split, initialization and shuffling (default 0)")
+    zoo.add_argument("--runs", type=int, help="timed invocations per model (default 30)")
+    zoo.set_defaults(handler=_zoo)
 
     report = commands.add_parser("report", help="re-render a run's report.md and figures",
                                  description="Re-render runs/<name>/report.md and tradeoffs.png from report.json.")

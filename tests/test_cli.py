@@ -10,7 +10,7 @@ from keras_layers.keras_api import keras
 from models.files import write_bytes
 from tflite import convert
 
-SUBCOMMANDS = ("quickstart", "train", "export", "bench", "demo", "report")
+SUBCOMMANDS = ("quickstart", "train", "export", "bench", "demo", "report", "zoo")
 
 
 def mobilekit(*args, cwd=None):

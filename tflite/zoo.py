@@ -1,0 +1,103 @@
+"""``mobilekit zoo``: every architecture of the kit trained briefly on digits at one small
+input, exported, validated and timed side by side, in one table and one scatter plot.
+
+All networks get the same data split, seed, input size, epochs and training recipe, so the
+table compares architectures rather than training effort. Latencies come from one
+interleaved ``tflite.bench.benchmark`` call over every exported file.
+"""
+import os
+import re
+import time
+from typing import NamedTuple
+
+import numpy as np
+
+from models.data import load_digits_data
+from models.files import write_bytes
+from models.plots import plt, save_figure
+from models.profile import profile
+from models.registry import build
+from models.runs import run_dir, update_report
+from models.train import train_classifier, with_preprocessing
+from tflite.bench import benchmark
+from tflite.converter import convert
+from tflite.validation import validate
+
+
+class ZooEntry(NamedTuple):
+    """One row of the zoo: a label, a registered architecture and its builder arguments."""
+
+    label: str
+    arch: str
+    kwargs: dict = {}
+
+
+ZOO = (
+    ZooEntry("MobileNetV2-0.35", "mobilenet_v2", {"alpha": 0.35}),
+    ZooEntry("MobileNetV2-1.0", "mobilenet_v2", {"alpha": 1.0}),
+)
+
+
+def _slug(label):
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", label)
+
+
+def train_and_export(entry, dataset, path, image_size, epochs, seed, progress):
+    """Train one zoo entry; return its row (without latencies) and its two .tflite paths."""
+    folder = os.path.join(path, _slug(entry.label))
+    model = with_preprocessing(build(entry.arch, input_shape=(image_size, image_size, 3), classes=10,
+                                     **entry.kwargs))
+    costs = profile(model)
+    progress(f"{entry.label}: training {costs['params']:,} parameters for up to {epochs} epochs")
+    start = time.perf_counter()
+    model, _ = train_classifier(model, dataset, folder, epochs=epochs, patience=epochs, seed=seed, verbose=0)
+    row = {"model": entry.label, "params": costs["params"], "macs": costs["macs"],
+           "train_s": round(time.perf_counter() - start, 1)}
+    files = {}
+    for quantization in ("fp32", "int8"):
+        model_bytes = convert(model, quantization, representative_data=dataset.train[0])
+        files[quantization] = os.path.join(folder, f"model_{quantization}.tflite")
+        write_bytes(files[quantization], model_bytes)
+        check = validate(model_bytes, model, *dataset.test)
+        row["keras_accuracy"] = check["keras_accuracy"]
+        row[f"{quantization}_accuracy"] = check["tflite_accuracy"]
+        row[f"{quantization}_bytes"] = len(model_bytes)
+    return row, files
+
+
+def plot_zoo(rows, path, title):
+    """Scatter of int8 accuracy against int8 latency; marker area follows the int8 file size."""
+    figure, axis = plt.subplots(figsize=(7, 4.5))
+    sizes = np.array([row["int8_bytes"] for row in rows], np.float64)
+    axis.scatter([row["int8_ms"] for row in rows], [row["int8_accuracy"] for row in rows],
+                 s=40 + 400 * sizes / sizes.max(), alpha=0.6)
+    for row in rows:
+        axis.annotate(row["model"], (row["int8_ms"], row["int8_accuracy"]), fontsize=8,
+                      xytext=(4, 4), textcoords="offset points")
+    axis.set_xscale("log")
+    axis.set_xlabel("TFLite int8 median latency (ms, log)")
+    axis.set_ylabel("int8 test accuracy")
+    axis.grid(alpha=0.3)
+    axis.set_title(title)
+    save_figure(figure, path)
+
+
+def run_zoo(name="zoo", entries=ZOO, image_size=32, epochs=8, seed=0, runs=30, threads=2, progress=print):
+    """Train, export, validate and time every entry; write ``runs/<name>/``; return the rows."""
+    path = run_dir(name)
+    dataset = load_digits_data(image_size, seed=seed)
+    rows, files = [], []
+    for entry in entries:
+        row, exported = train_and_export(entry, dataset, path, image_size, epochs, seed, progress)
+        rows.append(row)
+        files += [exported["fp32"], exported["int8"]]
+    timings = {t["model"]: t["median_ms"] for t in benchmark(files, runs=runs, threads=threads, progress=progress)}
+    for row, fp32, int8 in zip(rows, files[::2], files[1::2]):
+        row["fp32_ms"], row["int8_ms"] = timings[fp32], timings[int8]
+    config = {"data": "digits", "image_size": image_size, "epochs": epochs, "seed": seed,
+              "train_images": len(dataset.train[1]), "test_images": len(dataset.test[1]),
+              "threads": threads, "runs": runs}
+    title = f"digits {image_size}x{image_size}, {epochs} epochs, seed {seed}"
+    plot_zoo(rows, os.path.join(path, "zoo.png"), title)
+    update_report(path, config=config, zoo=rows, figures=["zoo.png"])
+    return rows
