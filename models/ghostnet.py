@@ -1,0 +1,102 @@
+"""GhostNet (Han et al., "GhostNet: More Features from Cheap Operations", CVPR 2020),
+written as the paper's Table 1 plus one builder.
+
+Each ``GBneck`` record is one G-bneck row of Table 1: kernel, expansion size (#exp), output
+channels (#out), squeeze-excite, stride. Table 1 does not list kernels; GhostNet "follows
+the basic architecture of MobileNetV3", whose 5x5 depthwise rows (the 40- and 160-channel
+stages) it keeps. As in the authors' release, the width multiplier rounds channels to
+multiples of 4, squeeze-excite squeezes the expansion by 4, and the head is pooling, a
+1x1 conv (a Dense with bias) to 1280 with ReLU, dropout and the classifier. GhostNet 1.0x
+at 224: about 5.2M parameters and 141M MACs (``models.profile``).
+"""
+from typing import NamedTuple
+
+from keras_layers.ghost import GhostBottleneck
+from keras_layers.keras_api import keras
+from models.blocks import classifier_head, conv_bn, make_divisible
+from models.mobilenet_v2 import check_builder_args
+
+layers = keras.layers
+
+
+class GBneck(NamedTuple):
+    """One G-bneck row of GhostNet's Table 1."""
+
+    kernel: int
+    expansion: int
+    channels: int
+    se: bool
+    stride: int
+
+
+#          k  #exp  #out  SE     s
+GHOSTNET = (
+    GBneck(3, 16, 16, False, 1),
+    GBneck(3, 48, 24, False, 2),
+    GBneck(3, 72, 24, False, 1),
+    GBneck(5, 72, 40, True, 2),
+    GBneck(5, 120, 40, True, 1),
+    GBneck(3, 240, 80, False, 2),
+    GBneck(3, 200, 80, False, 1),
+    GBneck(3, 184, 80, False, 1),
+    GBneck(3, 184, 80, False, 1),
+    GBneck(3, 480, 112, True, 1),
+    GBneck(3, 672, 112, True, 1),
+    GBneck(5, 672, 160, True, 2),
+    GBneck(5, 960, 160, False, 1),
+    GBneck(5, 960, 160, True, 1),
+    GBneck(5, 960, 160, False, 1),
+    GBneck(5, 960, 160, True, 1),
+)
+STEM_CHANNELS = 16
+HEAD_CHANNELS = 960
+LAST_CHANNELS = 1280
+SE_RATIO = 0.25
+DIVISOR = 4
+
+
+def ghostnet(
+    input_shape=(224, 224, 3),
+    width=1.0,
+    include_top=True,
+    weights=None,
+    classes=1000,
+    pooling=None,
+    dropout_rate=0.2,
+    classifier_activation="softmax",
+    blocks=GHOSTNET,
+    name=None,
+):
+    """Build GhostNet with the ``keras.applications`` signature.
+
+    Args:
+        input_shape: (height, width, channels), channels last.
+        width: width multiplier of every layer but the 1280-wide top hidden layer.
+        include_top: add pooling, the 1280-wide hidden layer and the ``classes``-way layer.
+        weights: only ``None``; no pretrained weights are downloaded.
+        classes: number of classes of the top layer.
+        pooling: ``None``, ``"avg"`` or ``"max"`` when ``include_top`` is False.
+        dropout_rate: dropout before the top layer.
+        classifier_activation: activation of the top layer (``None`` for logits).
+        blocks: the G-bneck table; a variant network is a different table.
+    Returns:
+        A ``keras.Model``.
+    """
+    check_builder_args(input_shape, weights, include_top, classes)
+    inputs = keras.Input(shape=input_shape)
+    x = conv_bn(inputs, make_divisible(STEM_CHANNELS * width, DIVISOR), 3, stride=2, activation="relu", name="stem")
+    for block_id, block in enumerate(blocks):
+        mid = make_divisible(block.expansion * width, DIVISOR)
+        se_channels = make_divisible(mid * SE_RATIO, DIVISOR) if block.se else 0
+        x = GhostBottleneck(mid, make_divisible(block.channels * width, DIVISOR), block.kernel, block.stride,
+                            se_channels, name=f"block{block_id}")(x)
+    x = conv_bn(x, make_divisible(HEAD_CHANNELS * width, DIVISOR), 1, activation="relu", name="head")
+    if include_top:
+        x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
+        x = layers.Dense(LAST_CHANNELS, activation="relu", name="head_dense")(x)
+        if dropout_rate > 0:
+            x = layers.Dropout(dropout_rate, name="dropout")(x)
+        x = layers.Dense(classes, activation=classifier_activation, name="predictions")(x)
+    else:
+        x = classifier_head(x, False, classes, pooling, classifier_activation)
+    return keras.Model(inputs, x, name=name or f"ghostnet_{width:0.2f}_{input_shape[0]}")

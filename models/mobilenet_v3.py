@@ -1,0 +1,173 @@
+"""MobileNetV3-Large and -Small (Howard et al., "Searching for MobileNetV3", ICCV 2019),
+written as the paper's Tables 1 and 2 plus one builder.
+
+Each ``Bneck`` record is one row of the table: kernel, expansion size, output channels,
+squeeze-excite, activation ("RE" ReLU, "HS" hard-swish), stride. Channel rounding, the
+squeeze-excite width (a quarter of the expansion, rounded to 8), the 6x last 1x1 conv and
+the bias-carrying 1x1 head (a Dense after pooling) follow ``keras.applications``, so
+parameter counts equal ``keras.applications.MobileNetV3Large/Small``. As there, Small has
+no squeeze-excite on its last 1x1 conv (Table 2 lists one), and stride-2 depthwise
+convolutions use "same" padding (Keras pads explicitly; the weights are the same).
+
+``minimalistic=True`` is a change of data: 3x3 kernels, no squeeze-excite, ReLU only.
+"""
+from typing import NamedTuple
+
+from keras_layers.activations import HardSwish, SqueezeExcite
+from keras_layers.keras_api import keras
+from models.blocks import classifier_head, conv_bn, depthwise_bn, make_divisible
+from models.mobilenet_v2 import check_builder_args
+
+layers = keras.layers
+
+
+class Bneck(NamedTuple):
+    """One row of the MobileNetV3 tables: an inverted-residual bottleneck."""
+
+    kernel: int
+    expansion: int
+    channels: int
+    se: bool
+    activation: str
+    stride: int
+
+
+#                 k   exp   out   SE     NL  s
+MOBILENET_V3_LARGE = (
+    Bneck(3, 16, 16, False, "RE", 1),
+    Bneck(3, 64, 24, False, "RE", 2),
+    Bneck(3, 72, 24, False, "RE", 1),
+    Bneck(5, 72, 40, True, "RE", 2),
+    Bneck(5, 120, 40, True, "RE", 1),
+    Bneck(5, 120, 40, True, "RE", 1),
+    Bneck(3, 240, 80, False, "HS", 2),
+    Bneck(3, 200, 80, False, "HS", 1),
+    Bneck(3, 184, 80, False, "HS", 1),
+    Bneck(3, 184, 80, False, "HS", 1),
+    Bneck(3, 480, 112, True, "HS", 1),
+    Bneck(3, 672, 112, True, "HS", 1),
+    Bneck(5, 672, 160, True, "HS", 2),
+    Bneck(5, 960, 160, True, "HS", 1),
+    Bneck(5, 960, 160, True, "HS", 1),
+)
+MOBILENET_V3_SMALL = (
+    Bneck(3, 16, 16, True, "RE", 2),
+    Bneck(3, 72, 24, False, "RE", 2),
+    Bneck(3, 88, 24, False, "RE", 1),
+    Bneck(5, 96, 40, True, "HS", 2),
+    Bneck(5, 240, 40, True, "HS", 1),
+    Bneck(5, 240, 40, True, "HS", 1),
+    Bneck(5, 120, 48, True, "HS", 1),
+    Bneck(5, 144, 48, True, "HS", 1),
+    Bneck(5, 288, 96, True, "HS", 2),
+    Bneck(5, 576, 96, True, "HS", 1),
+    Bneck(5, 576, 96, True, "HS", 1),
+)
+STEM_CHANNELS = 16
+HEAD_EXPANSION = 6  # the last 1x1 conv: 960 = 6 * 160 (Large), 576 = 6 * 96 (Small)
+LAST_CHANNELS = {"large": 1280, "small": 1024}
+SE_RATIO = 0.25
+
+
+def minimalistic_blocks(blocks):
+    """The minimalistic variant of a table: 3x3 kernels, no squeeze-excite, ReLU."""
+    return tuple(block._replace(kernel=3, se=False, activation="RE") for block in blocks)
+
+
+def _activation(x, kind, name):
+    if kind == "HS":
+        return HardSwish(name=f"{name}_hswish")(x)
+    if kind == "RE":
+        return layers.ReLU(name=f"{name}_relu")(x)
+    raise ValueError(f"unknown activation {kind!r}: expected 'RE' or 'HS'")
+
+
+def bneck(x, block, in_channels, filters, name):
+    """MobileNetV3 bottleneck: 1x1 expand (when the expansion differs from the input) ->
+    k x k depthwise -> optional squeeze-excite -> linear 1x1 projection, identity shortcut
+    when the shape is kept. ``in_channels`` is the table's input width, so the expansion
+    ratio ``block.expansion / in_channels`` scales with ``alpha`` as in Keras."""
+    shortcut, channels = x, x.shape[-1]
+    expanded = make_divisible(channels * (block.expansion / in_channels))
+    if block.expansion != in_channels:
+        x = _activation(conv_bn(x, expanded, 1, name=f"{name}_expand"), block.activation, f"{name}_expand")
+    x = depthwise_bn(x, block.kernel, block.stride, name=f"{name}_depthwise")
+    x = _activation(x, block.activation, f"{name}_depthwise")
+    if block.se:
+        x = SqueezeExcite(make_divisible(expanded * SE_RATIO), name=f"{name}_se")(x)
+    x = conv_bn(x, filters, 1, name=f"{name}_project")
+    if block.stride == 1 and channels == filters:
+        x = layers.Add(name=f"{name}_add")([shortcut, x])
+    return x
+
+
+def mobilenet_v3(
+    blocks,
+    last_channels,
+    input_shape=(224, 224, 3),
+    alpha=1.0,
+    minimalistic=False,
+    include_top=True,
+    weights=None,
+    classes=1000,
+    pooling=None,
+    dropout_rate=0.2,
+    classifier_activation="softmax",
+    name="mobilenetv3",
+):
+    """Build a MobileNetV3 from a ``Bneck`` table (see ``mobilenet_v3_large`` for the args)."""
+    check_builder_args(input_shape, weights, include_top, classes)
+    if minimalistic:
+        blocks = minimalistic_blocks(blocks)
+    stem_activation = "RE" if minimalistic else "HS"
+    inputs = keras.Input(shape=input_shape)
+    x = _activation(conv_bn(inputs, STEM_CHANNELS, 3, stride=2, name="stem"), stem_activation, "stem")
+    in_channels = STEM_CHANNELS
+    for block_id, block in enumerate(blocks):
+        x = bneck(x, block, in_channels, make_divisible(block.channels * alpha), name=f"block{block_id}")
+        in_channels = block.channels
+    x = conv_bn(x, make_divisible(x.shape[-1] * HEAD_EXPANSION), 1, name="head")
+    x = _activation(x, stem_activation, "head")
+    if include_top:
+        x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
+        x = layers.Dense(make_divisible(last_channels * alpha) if alpha > 1.0 else last_channels, name="head_dense")(x)
+        x = _activation(x, stem_activation, "head_dense")
+        if dropout_rate > 0:
+            x = layers.Dropout(dropout_rate, name="dropout")(x)
+        x = layers.Dense(classes, activation=classifier_activation, name="predictions")(x)
+    else:
+        x = classifier_head(x, False, classes, pooling, classifier_activation)
+    suffix = "_minimalistic" if minimalistic else ""
+    return keras.Model(inputs, x, name=f"{name}{suffix}_{alpha:0.2f}_{input_shape[0]}")
+
+
+def mobilenet_v3_large(input_shape=(224, 224, 3), alpha=1.0, minimalistic=False, include_top=True, weights=None,
+                       classes=1000, pooling=None, dropout_rate=0.2, classifier_activation="softmax",
+                       blocks=MOBILENET_V3_LARGE):
+    """Build MobileNetV3-Large with the ``keras.applications`` signature.
+
+    Args:
+        input_shape: (height, width, channels), channels last.
+        alpha: width multiplier of the blocks (the stem stays 16; the 1280-wide head only grows).
+        minimalistic: 3x3 kernels, no squeeze-excite and ReLU instead of hard-swish.
+        include_top: add pooling, the 1280-wide hidden layer and the ``classes``-way layer.
+        weights: only ``None``; no pretrained weights are downloaded.
+        classes: number of classes of the top layer.
+        pooling: ``None``, ``"avg"`` or ``"max"`` when ``include_top`` is False.
+        dropout_rate: dropout before the top layer.
+        classifier_activation: activation of the top layer (``None`` for logits).
+        blocks: the block table; a variant network is a different table.
+    Returns:
+        A ``keras.Model``.
+    """
+    return mobilenet_v3(blocks, LAST_CHANNELS["large"], input_shape, alpha, minimalistic, include_top, weights,
+                        classes, pooling, dropout_rate, classifier_activation, name="mobilenetv3large")
+
+
+def mobilenet_v3_small(input_shape=(224, 224, 3), alpha=1.0, minimalistic=False, include_top=True, weights=None,
+                       classes=1000, pooling=None, dropout_rate=0.2, classifier_activation="softmax",
+                       blocks=MOBILENET_V3_SMALL):
+    """Build MobileNetV3-Small with the ``keras.applications`` signature (args as for Large;
+    the hidden top layer is 1024 wide)."""
+    return mobilenet_v3(blocks, LAST_CHANNELS["small"], input_shape, alpha, minimalistic, include_top, weights,
+                        classes, pooling, dropout_rate, classifier_activation, name="mobilenetv3small")
