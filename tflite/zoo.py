@@ -35,6 +35,20 @@ class ZooEntry(NamedTuple):
 ZOO = (
     ZooEntry("MobileNetV2-0.35", "mobilenet_v2", {"alpha": 0.35}),
     ZooEntry("MobileNetV2-1.0", "mobilenet_v2", {"alpha": 1.0}),
+    ZooEntry("MobileNetV3-Small", "mobilenet_v3_small"),
+    ZooEntry("MobileNetV3-Large", "mobilenet_v3_large"),
+    ZooEntry("GhostNet-0.5", "ghostnet", {"width": 0.5}),
+    ZooEntry("GhostNet-1.0", "ghostnet"),
+    ZooEntry("ResNet-20", "resnet20"),
+    ZooEntry("ResNet-56", "resnet56"),
+    ZooEntry("ResNet-18", "resnet18"),
+    ZooEntry("ResNet-50", "resnet50"),
+    ZooEntry("DenseNet-121", "densenet121"),
+    # ThreshNet's table with every block dense (DenseNet) or every block harmonic (HarDNet):
+    # the same-depth baselines the ThreshNet paper compares with.
+    ZooEntry("DenseNet-79", "threshnet", {"threshold": 5}),
+    ZooEntry("ThreshNet-79", "threshnet"),
+    ZooEntry("HarDNet-79", "hardnet"),
 )
 
 
