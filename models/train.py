@@ -29,12 +29,12 @@ def set_batchnorm_momentum(model, momentum):
 
     ImageNet recipes use 0.999 (keras.applications); on small data sets a few hundred steps
     leave such moving averages near their initial values, so evaluation sees chance-level
-    features. 0.9 lets them converge within the first epochs.
+    features. 0.9 lets them converge within the first epochs. The walk reaches the batch
+    norms inside nested models and inside the kit's composite layers (e.g. ``GhostModule``)
+    through ``_flatten_layers``, which both Keras generations provide.
     """
-    for layer in model.layers:
-        if isinstance(layer, keras.Model):
-            set_batchnorm_momentum(layer, momentum)
-        elif isinstance(layer, layers.BatchNormalization):
+    for layer in model._flatten_layers(include_self=False, recursive=True):
+        if isinstance(layer, layers.BatchNormalization):
             layer.momentum = momentum
 
 

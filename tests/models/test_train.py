@@ -18,12 +18,19 @@ def test_with_preprocessing_scales_pixels_to_unit_range():
     assert model.count_params() == backbone.count_params()
 
 
-def test_batchnorm_momentum_reaches_nested_layers():
-    model = with_preprocessing(mobilenet_v2(input_shape=(32, 32, 3), alpha=0.35, classes=3))
+def test_batchnorm_momentum_reaches_nested_models_and_composite_layers():
+    from keras_layers.ghost import GhostModule
+
+    backbone = mobilenet_v2(input_shape=(32, 32, 3), alpha=0.35, classes=3)
+    inputs = keras.Input((32, 32, 3))
+    model = keras.Model(inputs, GhostModule(8)(with_preprocessing(backbone)(inputs)[:, None, None, :]))
     set_batchnorm_momentum(model, 0.8)
-    nested = model.layers[-1]
-    momenta = {layer.momentum for layer in nested.layers if isinstance(layer, keras.layers.BatchNormalization)}
-    assert momenta == {0.8}
+    ghost_bns = [w for w in model.layers[-1].weights if "moving_mean" in w.name]
+    assert ghost_bns, "GhostModule holds batch norms"
+    momenta = [layer.momentum for layer in model._flatten_layers(include_self=False, recursive=True)
+               if isinstance(layer, keras.layers.BatchNormalization)]
+    assert len(momenta) == 2 + sum(isinstance(layer, keras.layers.BatchNormalization) for layer in backbone.layers)
+    assert set(momenta) == {0.8}
 
 
 def separable_data(size=32, n=96, seed=0):
