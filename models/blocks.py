@@ -4,10 +4,17 @@ Batch normalization uses the ``keras.applications`` settings (epsilon 1e-3,
 momentum 0.999) so that builders match those models layer for layer.
 """
 from keras_layers.keras_api import keras
+from keras_layers.wht import WHT1D
 
 layers = keras.layers
 
 BN_KWARGS = {"epsilon": 1e-3, "momentum": 0.999}
+# What a pointwise (1x1) layer of a block can be: the convolution, or the 1D block-WHT layer
+# of Pan et al. that replaces it with one trainable threshold per transform coefficient.
+POINTWISE = {
+    "conv": lambda filters, name: layers.Conv2D(filters, 1, padding="same", use_bias=False, name=name),
+    "wht1d": lambda filters, name: WHT1D(filters, name=name),
+}
 
 
 def make_divisible(value, divisor=8, min_value=None):
@@ -29,33 +36,45 @@ def activation_layer(name, layer_name):
     raise ValueError(f"unknown activation {name!r}: expected 'relu6' or 'relu'")
 
 
+def bn_activation(x, activation, name):
+    """BatchNorm (``{name}_bn``) -> optional named activation (``{name}_{activation}``)."""
+    x = layers.BatchNormalization(name=f"{name}_bn", **BN_KWARGS)(x)
+    return x if activation is None else activation_layer(activation, f"{name}_{activation}")(x)
+
+
 def conv_bn(x, filters, kernel, stride=1, activation=None, name="conv"):
     """Conv2D (no bias) -> BatchNorm -> optional activation."""
     x = layers.Conv2D(filters, kernel, strides=stride, padding="same", use_bias=False, name=name)(x)
-    x = layers.BatchNormalization(name=f"{name}_bn", **BN_KWARGS)(x)
-    return x if activation is None else activation_layer(activation, f"{name}_{activation}")(x)
+    return bn_activation(x, activation, name)
+
+
+def pointwise_bn(x, filters, kind="conv", activation=None, name="conv"):
+    """A ``POINTWISE`` layer (1x1 convolution or WHT1D, no bias) -> BatchNorm -> optional activation."""
+    if kind not in POINTWISE:
+        raise ValueError(f"unknown pointwise layer {kind!r}: expected one of {', '.join(POINTWISE)}")
+    return bn_activation(POINTWISE[kind](filters, name)(x), activation, name)
 
 
 def depthwise_bn(x, kernel, stride=1, activation=None, name="depthwise"):
     """DepthwiseConv2D (no bias) -> BatchNorm -> optional activation."""
     x = layers.DepthwiseConv2D(kernel, strides=stride, padding="same", use_bias=False, name=name)(x)
-    x = layers.BatchNormalization(name=f"{name}_bn", **BN_KWARGS)(x)
-    return x if activation is None else activation_layer(activation, f"{name}_{activation}")(x)
+    return bn_activation(x, activation, name)
 
 
-def inverted_residual(x, expansion, filters, stride, kernel=3, activation="relu6", name="block"):
+def inverted_residual(x, expansion, filters, stride, kernel=3, activation="relu6", pointwise="conv",
+                      name="block"):
     """MobileNetV2 inverted residual with linear bottleneck (Sandler et al., 2018).
 
     1x1 expansion by ``expansion`` (skipped when it is 1) -> k x k depthwise with
     ``stride`` -> linear 1x1 projection to ``filters``; identity shortcut when the
-    shape is unchanged.
+    shape is unchanged. ``pointwise`` picks the layer of both 1x1 steps (``POINTWISE``).
     """
     in_channels = x.shape[-1]
     shortcut = x
     if expansion != 1:
-        x = conv_bn(x, expansion * in_channels, 1, activation=activation, name=f"{name}_expand")
+        x = pointwise_bn(x, expansion * in_channels, pointwise, activation=activation, name=f"{name}_expand")
     x = depthwise_bn(x, kernel, stride, activation=activation, name=f"{name}_depthwise")
-    x = conv_bn(x, filters, 1, name=f"{name}_project")
+    x = pointwise_bn(x, filters, pointwise, name=f"{name}_project")
     if stride == 1 and in_channels == filters:
         x = layers.Add(name=f"{name}_add")([shortcut, x])
     return x

@@ -2,13 +2,20 @@
 Bottlenecks", CVPR 2018), written as the paper's Table 2 plus one builder.
 
 Each row of ``MOBILENET_V2`` is a stage: expansion t, output channels c, repeats n,
-stride s of the first block. Channel rounding and the widened last layer follow the
-reference implementation, so parameter counts equal ``keras.applications.MobileNetV2``.
+stride s of the first block, and the layer of its 1x1 steps. Channel rounding and the widened
+last layer follow the reference implementation, so parameter counts equal
+``keras.applications.MobileNetV2``.
+
+``MOBILENET_V2_WHT`` is the network of Pan, Badawi and Cetin ("Fast Walsh-Hadamard Transform
+and Smooth-Thresholding Based Binary Layers in Deep Neural Networks", CVPRW 2021): the 1x1
+convolutions of the last five bottlenecks and the last 1x1 layer become 1D-WHT layers
+(``keras_layers.wht.WHT1D``), taking the CIFAR-10 network (1.0, 32x32, 10 classes) from the
+paper's 2.270M parameters to 540K.
 """
 from typing import NamedTuple
 
 from keras_layers.keras_api import keras
-from models.blocks import classifier_head, conv_bn, inverted_residual, make_divisible
+from models.blocks import classifier_head, conv_bn, inverted_residual, make_divisible, pointwise_bn
 
 
 class Stage(NamedTuple):
@@ -19,6 +26,7 @@ class Stage(NamedTuple):
     repeats: int
     stride: int
     kernel: int = 3
+    pointwise: str = "conv"
 
 
 #               t    c   n  s
@@ -31,6 +39,14 @@ MOBILENET_V2 = (
     Stage(6, 160, 3, 2),
     Stage(6, 320, 1, 1),
 )
+MOBILENET_V2_WHT = (
+    *MOBILENET_V2[:4],
+    Stage(6, 96, 2, 1),
+    Stage(6, 96, 1, 1, pointwise="wht1d"),
+    Stage(6, 160, 3, 2, pointwise="wht1d"),
+    Stage(6, 320, 1, 1, pointwise="wht1d"),
+)
+TABLES = {"conv": MOBILENET_V2, "wht1d": MOBILENET_V2_WHT}  # by the layer of the last 1x1 step
 STEM_CHANNELS = 32
 LAST_CHANNELS = 1280
 
@@ -55,7 +71,8 @@ def mobilenet_v2(
     classes=1000,
     pooling=None,
     classifier_activation="softmax",
-    stages=MOBILENET_V2,
+    pointwise="conv",
+    stages=None,
     name=None,
 ):
     """Build MobileNetV2 with the ``keras.applications`` signature.
@@ -68,21 +85,28 @@ def mobilenet_v2(
         classes: number of classes of the top layer.
         pooling: ``None``, ``"avg"`` or ``"max"`` when ``include_top`` is False.
         classifier_activation: activation of the top layer (``None`` for logits).
-        stages: the block table; a variant network is a different table.
+        pointwise: ``"conv"``, or ``"wht1d"`` for the WHT network (``MOBILENET_V2_WHT`` and a
+            WHT1D last 1x1 layer).
+        stages: the block table (default: ``TABLES[pointwise]``); a variant network is a
+            different table.
     Returns:
         A ``keras.Model``.
     """
     check_builder_args(input_shape, weights, include_top, classes)
+    if pointwise not in TABLES:
+        raise ValueError(f"pointwise must be one of {', '.join(TABLES)}, got {pointwise!r}")
     inputs = keras.Input(shape=input_shape)
     x = conv_bn(inputs, make_divisible(STEM_CHANNELS * alpha), 3, stride=2, activation="relu6", name="stem")
     block_id = 0
-    for stage in stages:
+    for stage in TABLES[pointwise] if stages is None else stages:
         filters = make_divisible(int(stage.channels * alpha))
         for repeat in range(stage.repeats):
             stride = stage.stride if repeat == 0 else 1
-            x = inverted_residual(x, stage.expansion, filters, stride, stage.kernel, name=f"block{block_id}")
+            x = inverted_residual(x, stage.expansion, filters, stride, stage.kernel, pointwise=stage.pointwise,
+                                  name=f"block{block_id}")
             block_id += 1
     last_channels = make_divisible(LAST_CHANNELS * alpha) if alpha > 1.0 else LAST_CHANNELS
-    x = conv_bn(x, last_channels, 1, activation="relu6", name="head")
+    x = pointwise_bn(x, last_channels, pointwise, activation="relu6", name="head")
     outputs = classifier_head(x, include_top, classes, pooling, classifier_activation)
-    return keras.Model(inputs, outputs, name=name or f"mobilenetv2_{alpha:0.2f}_{input_shape[0]}")
+    suffix = "" if pointwise == "conv" else f"_{pointwise}"
+    return keras.Model(inputs, outputs, name=name or f"mobilenetv2_{alpha:0.2f}_{input_shape[0]}{suffix}")

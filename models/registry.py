@@ -1,4 +1,6 @@
 """Architectures by name, for the CLI and the jobs."""
+from functools import partial
+
 from models.densenet import densenet, hardnet, threshnet
 from models.ghostnet import ghostnet
 from models.mobilenet_v2 import mobilenet_v2
@@ -7,6 +9,7 @@ from models.resnet import resnet18, resnet20, resnet50, resnet56
 
 ARCHITECTURES = {
     "mobilenet_v2": mobilenet_v2,
+    "mobilenet_v2_wht": partial(mobilenet_v2, pointwise="wht1d"),
     "mobilenet_v3_large": mobilenet_v3_large,
     "mobilenet_v3_small": mobilenet_v3_small,
     "ghostnet": ghostnet,

@@ -35,6 +35,7 @@ class ZooEntry(NamedTuple):
 ZOO = (
     ZooEntry("MobileNetV2-0.35", "mobilenet_v2", {"alpha": 0.35}),
     ZooEntry("MobileNetV2-1.0", "mobilenet_v2", {"alpha": 1.0}),
+    ZooEntry("MobileNetV2-WHT-1.0", "mobilenet_v2_wht", {"alpha": 1.0}),
     ZooEntry("MobileNetV3-Small", "mobilenet_v3_small"),
     ZooEntry("MobileNetV3-Large", "mobilenet_v3_large"),
     ZooEntry("GhostNet-0.5", "ghostnet", {"width": 0.5}),

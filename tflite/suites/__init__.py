@@ -11,6 +11,8 @@ and, optionally, ``DESCRIPTION`` (one line for the report).
 import importlib
 import pkgutil
 
+from keras_layers.keras_api import keras
+
 
 def suite_names():
     """Names of the available suites."""
@@ -22,3 +24,9 @@ def load_suite(name):
     if name not in suite_names():
         raise ValueError(f"unknown benchmark suite {name!r}: expected one of {', '.join(suite_names()) or 'none'}")
     return importlib.import_module(f"{__name__}.{name}")
+
+
+def one_layer_model(shape, layer):
+    """A ``keras.Model`` applying ``layer`` to inputs of ``shape`` (no batch axis): a candidate's build."""
+    inputs = keras.Input(shape=shape)
+    return keras.Model(inputs, layer(inputs))
