@@ -18,6 +18,16 @@ def wrap(layer, input_shape):
     return keras.Model(inputs, layer(inputs))
 
 
+def randomize_batch_norm(layer, seed=0):
+    """Give every batch norm inside ``layer`` (or model) non-trivial statistics and affine weights."""
+    rng = np.random.default_rng(seed)
+    for weight in layer.weights:
+        if any(name in weight.name for name in ("gamma", "moving_variance")):
+            weight.assign(rng.uniform(0.5, 1.5, weight.shape))
+        elif any(name in weight.name for name in ("beta", "moving_mean")):
+            weight.assign(rng.normal(0, 0.3, weight.shape))
+
+
 def random_inputs(input_shape, count=1, seed=0, scale=1.0):
     return (np.random.default_rng(seed).standard_normal((count, *input_shape)) * scale).astype(np.float32)
 

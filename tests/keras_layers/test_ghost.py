@@ -17,14 +17,6 @@ def seeded():
     keras.utils.set_random_seed(1)
 
 
-def randomize_batch_norm(layer, seed=0):
-    """Give every batch norm inside ``layer`` non-trivial statistics and affine weights."""
-    rng = np.random.default_rng(seed)
-    for weight in layer.weights:
-        if any(name in weight.name for name in ("gamma", "moving_variance")):
-            weight.assign(rng.uniform(0.5, 1.5, weight.shape))
-        elif any(name in weight.name for name in ("beta", "moving_mean")):
-            weight.assign(rng.normal(0, 0.3, weight.shape))
 
 
 @pytest.mark.parametrize("filters, ratio, intrinsic", [(8, 2, 4), (7, 2, 4), (10, 3, 4), (9, 3, 3)])
@@ -44,7 +36,7 @@ def test_ghost_maps_are_the_cheap_depthwise_conv_of_the_intrinsic_maps(relu):
     layer = GhostModule(8, ratio=2, dw_size=3, relu=relu)
     x = tf.constant(layer_contract.random_inputs(SHAPE, count=2))
     layer(x)
-    randomize_batch_norm(layer)
+    layer_contract.randomize_batch_norm(layer)
     y = layer(x, training=False)
     intrinsic, ghosts = y[..., :4], y[..., 4:]
     kernel = layer.cheap[0].weights[0]
@@ -99,7 +91,7 @@ def test_gradients_match_finite_differences(kind):
 def test_serialization_round_trip(kind, tmp_path):
     layer = MAKERS[kind]()
     layer_contract.wrap(layer, SHAPE)
-    randomize_batch_norm(layer)
+    layer_contract.randomize_batch_norm(layer)
     layer_contract.assert_serialization_round_trip(layer, SHAPE, tmp_path, atol=1e-5)
 
 
