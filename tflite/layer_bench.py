@@ -4,7 +4,9 @@ For every shape of a suite (``tflite.suites``), each candidate becomes a one-blo
 is converted (int8 calibrated on Gaussian inputs) and timed by ``tflite.bench.benchmark``
 together with the other candidates of that shape and quantization, in interleaved rounds.
 Rows report parameters, MACs, median latency, and the speed-up and parameter reduction
-against the suite's baseline (the first candidate). Writes ``runs/bench_<suite>/``:
+against the suite's baseline (the first candidate). A suite may also define
+``host_rows(shape, runs, rounds, progress)`` returning rows of the same keys for kernels
+timed in this process (its own baseline included). Writes ``runs/bench_<suite>/``:
 the ``.tflite`` files, ``report.json``/``report.md`` and ``layer_bench.png``.
 """
 import os
@@ -74,6 +76,8 @@ def run_suite(name, quantizations=("fp32", "int8"), runs=30, warmup=3, threads=2
                              "p90_ms": timing["p90_ms"], "size_bytes": timing["size_bytes"],
                              "speedup": 1.0 / timing["latency_ratio"],
                              "param_reduction": group[0]["params"] / max(entry["params"], 1)})
+        if hasattr(suite, "host_rows"):  # kernels timed in this process (e.g. NumPy), not as .tflite files
+            rows += suite.host_rows(tuple(shape), runs=runs, rounds=rounds, progress=progress)
     plot_speedups(rows, os.path.join(path, "layer_bench.png"), getattr(suite, "DESCRIPTION", name))
     update_report(path, suite={"name": name, "description": getattr(suite, "DESCRIPTION", ""),
                                "threads": threads, "runs": runs},

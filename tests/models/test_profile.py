@@ -1,5 +1,6 @@
 import pytest
 
+from keras_layers.binary import QuantConv2D, bwn_dense, xnor_conv2d
 from keras_layers.keras_api import keras
 from models import mobilenet_v2, profile
 from models.train import with_preprocessing
@@ -44,3 +45,28 @@ def test_macs_scale_with_resolution():
     small = profile(mobilenet_v2(input_shape=(96, 96, 3), include_top=False))["macs"]
     large = profile(mobilenet_v2(input_shape=(192, 192, 3), include_top=False))["macs"]
     assert large == pytest.approx(4 * small, rel=0.02)
+
+
+def binary_model():
+    inputs = keras.Input((8, 8, 3))
+    x = layers.Conv2D(4, 3, padding="same", use_bias=False)(inputs)             # 6912 float MACs
+    x = xnor_conv2d(8, 3, strides=2)(x)                                          # 4*4 * 3*3*4 * 8 = 4608
+    x = QuantConv2D(8, 1, input_quantizer="uniform_2bit", kernel_quantizer="dorefa_2bit")(x)  # 16 * 64 = 1024
+    x = layers.GlobalAveragePooling2D()(x)
+    outputs = bwn_dense(5, use_bias=True)(x)                                     # 40, float inputs
+    return keras.Model(inputs, outputs)
+
+
+def test_binary_macs_ace_and_weight_bits_of_a_mixed_model():
+    result = profile(binary_model())
+    assert result["macs"] == 6912 + 4608 + 1024 + 40
+    assert result["binary_macs"] == 4608
+    assert result["ace"] == 32 * 32 * 6912 + 1 * 4608 + 2 * 2 * 1024 + 32 * 1 * 40
+    float_conv, xnor, low_bit, dense = 32 * 108, 288 + 32 * 8, 2 * 64, 40 + 32 * 5 + 32 * 5
+    assert result["weight_bits"] == float_conv + xnor + low_bit + dense
+
+
+def test_float_models_cost_32_by_32_bits_per_mac_and_32_bits_per_weight():
+    result = profile(small_model())
+    assert result["binary_macs"] == 0 and result["ace"] == 1024 * result["macs"]
+    assert result["weight_bits"] == 32 * result["params"]
