@@ -28,7 +28,7 @@ lambda(k1, k2) = lambda_H(k1) + lambda_W(k2), and every function of it is, per c
 
 two matmuls along each spatial axis with constant matrices and one elementwise product:
 O(HW(H + W)C) multiply-adds, against O((HW)^2 C) for the dense HW x HW operator. TFLite has
-no inverse FFT, but these are BATCH_MATMUL/MUL builtins, float and int8. ``neumann`` (the
+no inverse FFT, but these are FULLY_CONNECTED/TRANSPOSE/MUL builtins, float and int8. ``neumann`` (the
 default) reflects the map at its borders; ``periodic`` would couple opposite borders of an
 image. The operators, with A(lambda) the symbol on the mode (k1, k2):
 
@@ -93,12 +93,25 @@ def offsets(n, boundary="neumann"):
     return np.minimum(d, period - d).astype(float)
 
 
-def apply_separable(x, left_h, left_w):
-    """y[b, i, j, c] = sum_pq left_h[i, p] left_w[j, q] x[b, p, q, c], as two batched matmuls."""
-    height, width, channels = x.shape[1:]
-    t = tf.matmul(left_w, tf.reshape(x, [-1, width, channels]))
-    return tf.reshape(tf.matmul(left_h, tf.reshape(t, [-1, height, width * channels])),
-                      [-1, height, width, channels])
+def to_spectrum(x, basis_h, basis_w):
+    """Coefficients V_H^T x V_W of every channel of a (N, H, W, C) map, shaped (N, C, W, H).
+
+    Each axis is one FULLY_CONNECTED against a constant basis with the channels moved first, so
+    TFLite runs the transform as plain matmuls (float and int8); a left-multiplying batched matmul
+    runs ~10x slower in int8."""
+    _, height, width, channels = x.shape
+    t = tf.matmul(tf.reshape(tf.transpose(x, [0, 3, 1, 2]), [-1, width]), basis_w)
+    t = tf.transpose(tf.reshape(t, [-1, channels, height, width]), [0, 1, 3, 2])
+    return tf.reshape(tf.matmul(tf.reshape(t, [-1, height]), basis_h), [-1, channels, width, height])
+
+
+def from_spectrum(coefficients, basis_h, basis_w):
+    """Inverse of ``to_spectrum``: (N, C, W, H) coefficients -> the (N, H, W, C) map V_H c V_W^T."""
+    _, channels, width, height = coefficients.shape
+    t = tf.matmul(tf.reshape(coefficients, [-1, height]), basis_h, transpose_b=True)
+    t = tf.transpose(tf.reshape(t, [-1, channels, width, height]), [0, 1, 3, 2])
+    t = tf.matmul(tf.reshape(t, [-1, width]), basis_w, transpose_b=True)
+    return tf.transpose(tf.reshape(t, [-1, channels, height, width]), [0, 2, 3, 1])
 
 
 def _logit(p):
@@ -151,8 +164,9 @@ class _SpectralOperator(keras.layers.Layer):
         if self.residual:
             step = 2.0 * tf.sigmoid(self.rate_logit) / tf.reduce_max(symbol, axis=(0, 1))
             symbol = 1.0 - step * symbol
-        coefficients = apply_separable(inputs, self._constant(self.basis_h.T), self._constant(self.basis_w.T))
-        return apply_separable(coefficients * symbol, self._constant(self.basis_h), self._constant(self.basis_w))
+        basis_h, basis_w = self._constant(self.basis_h), self._constant(self.basis_w)
+        coefficients = to_spectrum(inputs, basis_h, basis_w) * tf.transpose(symbol, [2, 1, 0])
+        return from_spectrum(coefficients, basis_h, basis_w)
 
     def compute_output_shape(self, input_shape):
         return tuple(input_shape)

@@ -27,7 +27,8 @@ import math
 import numpy as np
 import tensorflow as tf
 
-from keras_layers.hadamard import MAX_BLOCK, blocking, check_block_size, forward, inverse, layout
+from keras_layers.hadamard import (MAX_BLOCK, MAX_DENSE, blocking, check_block_size, forward, inverse, layout,
+                                   spatial_forward, spatial_inverse)
 from keras_layers.keras_api import keras, serializable
 
 THRESHOLD_INIT = 0.05
@@ -185,11 +186,21 @@ class WHT2D(keras.layers.Layer):
         super().build(input_shape)
 
     def call(self, inputs):
-        order = layout(self.tile, self.tile)
-        scale = tf.gather(self.scale, order) if self.use_scale else None
+        if self.tile > MAX_DENSE:  # one matmul per axis (hadamard.spatial_forward)
+            coefficients = spatial_forward(inputs, self.tiling)
+            if self.use_scale:
+                coefficients = coefficients * self._per_sequency(self.scale)
+            denoised = smooth_threshold(coefficients, self._per_sequency(self.threshold))
+            return spatial_inverse(denoised, self.tiling, self.height, self.width)
+        scale = self.scale if self.use_scale else None  # tiles of <= MAX_DENSE pixels: one matmul each way
         coefficients = forward(_to_tiles(inputs, *self.tiling), self.tile, scale=scale)
-        y = inverse(smooth_threshold(coefficients, tf.gather(self.threshold, order)), self.tile)
+        y = inverse(smooth_threshold(coefficients, self.threshold), self.tile)
         return _from_tiles(y, *self.tiling, self.height, self.width)
+
+    def _per_sequency(self, weights):
+        """Weights in natural order u * tile_w + w -> (tile_w, tile_h), ``spatial_forward``'s order."""
+        _, tile_h, _, tile_w = self.tiling
+        return tf.transpose(tf.reshape(weights, [tile_h, tile_w]))
 
     def compute_output_shape(self, input_shape):
         return input_shape

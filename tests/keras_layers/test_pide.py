@@ -178,7 +178,7 @@ def test_tflite_fp32_and_int8_match_keras_with_the_symbol_folded(kind):
     model = layer_contract.wrap(MAKERS[kind](), shape)
     layer_contract.assert_tflite_matches_keras(model, shape, samples=16)
     ops = operator_names(convert(model, "fp32"))
-    assert set(ops) == {"BATCH_MATMUL", "MUL", "RESHAPE"}, ops
+    assert set(ops) == {"FULLY_CONNECTED", "TRANSPOSE", "MUL", "RESHAPE"}, ops
 
 
 def test_count_macs_is_four_basis_matmuls_and_the_spectral_product():
@@ -198,3 +198,20 @@ def test_bad_arguments_get_one_line_errors(call, message):
     with pytest.raises(ValueError, match=message) as error:
         call()
     assert "\n" not in str(error.value)
+
+
+def test_pide_bench_suite_puts_the_convolution_first_and_the_dense_operator_is_one_map_per_channel():
+    from tflite.suites import load_suite
+    shape = (6, 4, 3)
+    entries = dict((label, build()) for label, build in load_suite("pide").candidates(shape))
+    assert list(entries)[:2] == ["conv3x3", "dense_global"] and len(entries) == 5
+    x = np.random.default_rng(0).standard_normal((2, *shape)).astype(np.float32)
+    for model in entries.values():
+        assert tuple(model.output.shape) == (None, *shape)
+    dense = entries["dense_global"]
+    (matrix,) = dense.get_weights()  # (HW in, HW out), x flattened row-major per channel
+    expected = np.einsum("npc,pq->nqc", x.reshape(2, -1, 3), matrix).reshape(x.shape)
+    np.testing.assert_allclose(np.asarray(dense(x)), expected, atol=1e-5)
+    costs = {label: profile(model) for label, model in entries.items()}
+    assert costs["dense_global"]["macs"] == 24 * 24 * 3
+    assert all(costs[label]["macs"] < costs["dense_global"]["macs"] for label in list(entries)[2:])

@@ -97,6 +97,7 @@ def test_wht1d_matches_the_dense_reference(filters, channels, block_size, use_sc
     ((12, 9, 2), None, False),   # 16 x 16 = 256 coefficients: two 16-point factors
     ((12, 8, 2), 4, True),       # 4 x 4 tiles
     ((9, 9, 2), 4, False),       # tiles over a padded map
+    ((20, 17, 2), 16, True),     # 2 x 2 tiles of 16 x 16 (one matmul per axis) over a padded map
 ])
 def test_wht2d_matches_the_dense_reference(shape, block_size, use_scale):
     layer = WHT2D(block_size=block_size, use_scale=use_scale)
@@ -145,13 +146,21 @@ def test_tflite_runs_the_transform_as_a_few_large_kernels():
                                                  "TANH", "GATHER"}
     # 16 x 16 factors: 4 matmuls, 2 transposes, 5 for S_T, reshapes; a butterfly would take 8 stages each way
     assert schema.Model.GetRootAsModel(model_bytes, 0).Subgraphs(0).OperatorsLength() <= 16
+    # a whole 28 x 28 map, 32 x 32 coefficients: one matmul per axis each way, padding folded into the matrices
+    model_bytes = convert(layer_contract.wrap(WHT2D(), (28, 28, 8)), "fp32")
+    assert set(operator_names(model_bytes)) <= {"FULLY_CONNECTED", "TRANSPOSE", "RESHAPE", "SUB", "ADD", "MUL", "TANH"}
+    flatbuffer = schema.Model.GetRootAsModel(model_bytes, 0)
+    graph = flatbuffer.Subgraphs(0)
+    codes = [flatbuffer.OperatorCodes(graph.Operators(i).OpcodeIndex()) for i in range(graph.OperatorsLength())]
+    codes = [max(code.BuiltinCode(), code.DeprecatedBuiltinCode()) for code in codes]
+    assert codes.count(schema.BuiltinOperator.TRANSPOSE) == 4 and len(codes) <= 21
 
 
 def test_profile_counts_scalings_and_parameters():
     scaled = profile(layer_contract.wrap(WHT1D(96, use_scale=True), (5, 5, 80)))
     assert scaled["macs"] == 5 * 5 * 128 and scaled["params"] == 2 * 128
-    assert profile(layer_contract.wrap(WHT1D(96), (5, 5, 80))) == {"params": 128, "trainable_params": 128,
-                                                                    "macs": 0, "layers": {}}
+    plain = profile(layer_contract.wrap(WHT1D(96), (5, 5, 80)))
+    assert (plain["params"], plain["trainable_params"], plain["macs"]) == (128, 128, 0)
     spatial = profile(layer_contract.wrap(WHT2D(block_size=4, use_scale=True), (6, 8, 3)))
     assert spatial["macs"] == 8 * 8 * 3 and spatial["params"] == 2 * 16
     pooling = profile(layer_contract.wrap(WHTGlobalPooling2D(), (7, 7, 5)))
