@@ -1,0 +1,94 @@
+"""Backbones with feature taps: named intermediate feature maps of the zoo's classifiers.
+
+``FEATURE_TAPS[arch]`` names, for each architecture, the layer whose output is the feature map
+a dense-prediction head reads, by role: ``stride4``/``stride8``/``stride16`` (the block output at
+that stride), ``stride16_expanded`` (the expansion of the first stride-32 block, still at
+stride 16: SSDLite's first feature map; ``stride8_expanded`` the same for the first stride-16
+block, at stride 8), ``final`` (the last bottleneck, Mobile DeepLabv3's
+"second last feature map") and ``last`` (the last 1x1 layer). Any builder of ``ARCHITECTURES``
+whose layer names are listed here plugs into the heads.
+
+``output_stride`` below 32 turns the backbone atrous, as DeepLab does (Chen et al., "Rethinking
+Atrous Convolution for Semantic Image Segmentation", 2017): a convolution that would take the
+feature map past the output stride keeps stride 1, and every later convolution with a kernel
+larger than 1x1 dilates by ``input_stride / output_stride``. Parameters do not change.
+"""
+import math
+
+from keras_layers.keras_api import keras
+from models.registry import build
+
+layers = keras.layers
+
+FEATURE_TAPS = {
+    "mobilenet_v2": {"stride4": "block2_add", "stride8": "block5_add", "stride16": "block12_add",
+                     "stride8_expanded": "block6_expand_relu6", "stride16_expanded": "block13_expand_relu6",
+                     "final": "block16_project_bn", "last": "head_relu6"},
+    "mobilenet_v3_large": {"stride4": "block2_add", "stride8": "block5_add", "stride16": "block11_add",
+                           "stride8_expanded": "block6_expand_hswish", "stride16_expanded": "block12_expand_hswish",
+                           "final": "block14_add", "last": "head_hswish"},
+    "mobilenet_v3_small": {"stride4": "block0_project_bn", "stride8": "block2_add", "stride16": "block7_add",
+                           "stride8_expanded": "block3_expand_hswish", "stride16_expanded": "block8_expand_hswish",
+                           "final": "block10_add", "last": "head_hswish"},
+}
+OUTPUT_STRIDES = (8, 16, 32)
+
+
+def _input_stride(layer, input_height):
+    """The stride of ``layer``'s input relative to the image (a power of two)."""
+    height = layer.input.shape[1]
+    return 2 ** round(math.log2(input_height / height))
+
+
+def atrous(model, output_stride):
+    """A copy of ``model`` (same weights) whose feature maps stop shrinking at ``output_stride``."""
+    if output_stride not in OUTPUT_STRIDES:
+        raise ValueError(f"output_stride must be one of {OUTPUT_STRIDES}, got {output_stride}")
+    input_height = model.inputs[0].shape[1]
+
+    def clone(layer):
+        config = layer.get_config()
+        if isinstance(layer, (layers.Conv2D, layers.DepthwiseConv2D)):
+            stride_in = _input_stride(layer, input_height)
+            if stride_in >= output_stride:
+                config["strides"] = (1, 1)
+                if max(config["kernel_size"]) > 1:
+                    config["dilation_rate"] = (stride_in // output_stride,) * 2
+        return layer.__class__.from_config(config)
+
+    copy = keras.models.clone_model(model, clone_function=clone)
+    for source, target in zip(model.layers, copy.layers):
+        target.set_weights(source.get_weights())
+    expected = math.ceil(input_height / output_stride)
+    smallest = min(layer.output.shape[1] for layer in copy.layers if len(layer.output.shape) == 4)
+    if output_stride < 32 and smallest < expected:
+        raise ValueError(f"{model.name} downsamples inside a composite layer; it cannot run at output stride "
+                         f"{output_stride}")
+    return copy
+
+
+def feature_taps(model, layer_names):
+    """A model from ``model``'s input to the outputs of ``layer_names`` (in that order)."""
+    missing = [name for name in layer_names if name not in {layer.name for layer in model.layers}]
+    if missing:
+        raise ValueError(f"{model.name} has no layer named {', '.join(missing)}")
+    return keras.Model(model.inputs, [model.get_layer(name).output for name in layer_names],
+                       name=f"{model.name}_features")
+
+
+def backbone_features(arch, input_shape, taps, alpha=1.0, output_stride=32, **builder_args):
+    """Build ``arch`` without its top and return a model giving the feature maps ``taps``.
+
+    Args:
+        arch: a key of ``FEATURE_TAPS`` (an architecture of the registry).
+        taps: roles (keys of ``FEATURE_TAPS[arch]``) or layer names, in output order.
+        output_stride: 32 (as built), 16 or 8 (atrous; see ``atrous``).
+    Returns:
+        A ``keras.Model`` with one output per tap.
+    """
+    if arch not in FEATURE_TAPS:
+        raise ValueError(f"architecture {arch!r} has no feature taps: expected one of {', '.join(FEATURE_TAPS)}")
+    model = build(arch, input_shape=input_shape, alpha=alpha, include_top=False, **builder_args)
+    if output_stride != 32:
+        model = atrous(model, output_stride)
+    return feature_taps(model, [FEATURE_TAPS[arch].get(tap, tap) for tap in taps])

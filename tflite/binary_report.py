@@ -1,0 +1,110 @@
+"""``mobilekit binary``: float vs binary vs low-bit ResNets on the real digits, side by side.
+
+Every variant of ``models.binary_nets.VARIANTS`` (float, BWN, XNOR, QNN W1A2, PokeBNN-style,
+Rep-XNOR) is the same small ResNet (``RESNET_8`` with a stride-2 stem by default), trained with
+the kit's recipe on the same split for the same epochs from each of several seeds. The table
+gives test accuracy as mean and standard deviation over the seeds, and the costs of
+``models.profile``: MACs, binary MACs, ACE (MACs weighted by operand bits, PokeBNN) and the
+weight storage in bits. The first seed's model is also converted to full-int8 TFLite and
+validated against Keras on the test split (top-1 agreement and int8 accuracy).
+"""
+import os
+import time
+from typing import NamedTuple
+
+import numpy as np
+
+from models.binary_nets import RESNET_8, binary_resnet
+from models.data import load_digits_data
+from models.plots import plt, save_figure
+from models.profile import profile
+from models.runs import run_dir, update_report
+from models.train import evaluate_accuracy, train_classifier, with_preprocessing
+from tflite.converter import convert
+from tflite.validation import validate
+
+
+class TableRow(NamedTuple):
+    """One row: a label and a key of ``VARIANTS``."""
+
+    label: str
+    variant: str
+
+
+ROWS = (
+    TableRow("Float", "float"),
+    TableRow("BWN", "bwn"),
+    TableRow("XNOR", "xnor"),
+    TableRow("QNN W1A2", "qnn"),
+    TableRow("PokeBNN-style", "pokebnn"),
+    TableRow("Rep-XNOR (beta=2)", "rep_xnor"),
+)
+
+
+def _costs(model):
+    cost = profile(model)
+    return {key: cost[key] for key in ("params", "macs", "binary_macs", "ace", "weight_bits")}
+
+
+def _int8_check(model, dataset):
+    model_bytes = convert(model, "int8", representative_data=dataset.train[0])
+    check = validate(model_bytes, model, *dataset.test)
+    return {"int8_agreement": check["top1_agreement"], "int8_accuracy": check["tflite_accuracy"]}
+
+
+def train_variant(row, dataset, path, stages, stem, image_size, epochs, batch_size, seeds, progress):
+    """Train ``row`` once per seed; return its table row."""
+    accuracies, seconds, extra = [], 0.0, {}
+    for seed in seeds:
+        model = with_preprocessing(binary_resnet((image_size, image_size, 3), classes=10, stages=stages, stem=stem,
+                                                 variant=row.variant))
+        folder = os.path.join(path, f"{row.variant}_seed{seed}")
+        start = time.perf_counter()
+        model, _ = train_classifier(model, dataset, folder, epochs=epochs, batch_size=batch_size, patience=epochs,
+                                    seed=seed, verbose=0)
+        seconds += time.perf_counter() - start
+        accuracies.append(evaluate_accuracy(model, *dataset.test))
+        progress(f"{row.label} seed {seed}: test accuracy {accuracies[-1]:.4f} ({time.perf_counter() - start:.0f} s)")
+        if seed == seeds[0]:
+            costs = _costs(model)
+            extra = _int8_check(model, dataset)
+    return {"model": row.label, "variant": row.variant, "accuracy_mean": float(np.mean(accuracies)),
+            "accuracy_std": float(np.std(accuracies)), "accuracies": accuracies, **costs, **extra,
+            "train_s": round(seconds, 1)}
+
+
+def plot_binary_table(rows, path, title):
+    """Test accuracy (mean and std over seeds) against ACE, log scale."""
+    figure, axis = plt.subplots(figsize=(7, 4.5))
+    for row in rows:
+        axis.errorbar(row["ace"], row["accuracy_mean"], yerr=row["accuracy_std"], fmt="o", capsize=4)
+        axis.annotate(f"{row['model']}\n{row['weight_bits'] / 8192:.0f} KB of weights", (row["ace"],
+                      row["accuracy_mean"]), fontsize=8, xytext=(5, -12), textcoords="offset points")
+    axis.set_xscale("log")
+    axis.set_xlabel("ACE (MACs x input bits x weight bits, log)")
+    axis.set_ylabel("test accuracy (mean +- std over seeds)")
+    axis.grid(alpha=0.3)
+    axis.set_title(title)
+    save_figure(figure, path)
+
+
+def run_binary_table(name="binary", rows=ROWS, stages=RESNET_8, stem="strided", image_size=32, epochs=8,
+                     batch_size=32, seeds=(0, 1, 2), progress=print):
+    """Train every row on digits from every seed; write ``runs/<name>/``; return the table rows."""
+    if not seeds:
+        raise ValueError("the binary table needs at least one seed")
+    path = run_dir(name)
+    dataset = load_digits_data(image_size, seed=0)
+    table = [train_variant(row, dataset, path, stages, stem, image_size, epochs, batch_size, tuple(seeds), progress)
+             for row in rows]
+    float_ace = next((row["ace"] for row in table if row["variant"] == "float"), None)
+    for row in table:
+        if float_ace:
+            row["ace_vs_float"] = row["ace"] / float_ace
+    config = {"data": "digits", "image_size": image_size, "stages": [list(stage) for stage in stages],
+              "stem": stem, "epochs": epochs, "batch_size": batch_size, "seeds": list(seeds), "split_seed": 0,
+              "train_images": len(dataset.train[1]), "test_images": len(dataset.test[1])}
+    title = f"digits {image_size}x{image_size}, {epochs} epochs, {len(seeds)} seeds"
+    plot_binary_table(table, os.path.join(path, "binary.png"), title)
+    update_report(path, config=config, binary=table, figures=["binary.png"])
+    return table
