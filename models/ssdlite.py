@@ -1,0 +1,93 @@
+"""SSDLite (Sandler et al., "MobileNetV2: Inverted Residuals and Linear Bottlenecks", CVPR 2018,
+section 6.2; Howard et al., "Searching for MobileNetV3", ICCV 2019, section 6.1.1): SSD with
+every regular convolution of its prediction layers replaced by a depthwise-separable one.
+
+Feature levels: the backbone's stride-16 tap (MobileNetV2: the expansion layer of block 13;
+MobileNetV3: the expansion layer of the 13th (Large) / 9th (Small) bottleneck) and its
+stride-32 tap (the last 1x1 layer before pooling), then ``EXTRA_DEPTHS`` extra levels, each
+1x1 conv to half the depth -> 3x3 depthwise stride 2 -> 1x1 conv to the depth (BN + ReLU6).
+Each level predicts, per cell and default box (``models.anchors``), four box offsets and
+``classes + 1`` class logits (index 0 = background) through 3x3 depthwise (BN, ReLU6) -> 1x1
+convolution. The model takes pixels in [0, 255] and returns one tensor ``(N, A, 4 + classes + 1)``:
+encoded boxes (``models.box_coding``) then class logits, anchors in ``default_boxes`` order.
+"""
+from keras_layers.keras_api import keras
+from models.anchors import AnchorConfig, boxes_per_cell, default_boxes
+from models.backbones import backbone_features
+from models.blocks import conv_bn, depthwise_bn
+
+layers = keras.layers
+
+
+DETECTION_TAPS = ("stride16_expanded", "last")  # roles of models.backbones.FEATURE_TAPS
+EXTRA_DEPTHS = (512, 256, 256, 128)  # the SSDLite extra levels after the stride-32 tap
+MIN_DEPTH = 16
+
+
+def _extra_level(x, depth, name):
+    x = conv_bn(x, max(MIN_DEPTH, depth // 2), 1, activation="relu6", name=f"{name}_reduce")
+    x = depthwise_bn(x, 3, stride=2, activation="relu6", name=f"{name}_depthwise")
+    return conv_bn(x, depth, 1, activation="relu6", name=f"{name}_project")
+
+
+def _predictor(x, outputs_per_box, boxes, name):
+    """3x3 depthwise (BN, ReLU6) -> 1x1 convolution with bias, flattened to (N, H*W*boxes, outputs)."""
+    x = depthwise_bn(x, 3, activation="relu6", name=f"{name}_depthwise")
+    x = layers.Conv2D(boxes * outputs_per_box, 1, name=name)(x)
+    return layers.Reshape((-1, outputs_per_box), name=f"{name}_flat")(x)
+
+
+def ssdlite(backbone="mobilenet_v2", input_shape=(320, 320, 3), alpha=1.0, classes=80,
+            extra_depths=EXTRA_DEPTHS, anchors=AnchorConfig(), taps=DETECTION_TAPS, name=None):
+    """Build an SSDLite detector over a zoo backbone.
+
+    Args:
+        backbone: an architecture with feature taps (a key of ``models.backbones.FEATURE_TAPS``).
+        input_shape: (height, width, 3); pixels in [0, 255].
+        alpha: width multiplier of the backbone and the extra levels.
+        classes: object classes (the head adds background as class 0).
+        extra_depths: depths of the extra stride-2 levels (the papers: 512, 256, 256, 128).
+        anchors: the default-box settings (``models.anchors.AnchorConfig``).
+        taps: the backbone feature maps the head reads (roles of ``models.backbones.FEATURE_TAPS``
+            or layer names), finest first; the papers' are the stride-16 and stride-32 ones.
+    Returns:
+        A ``keras.Model`` with output ``(N, A, 4 + classes + 1)``.
+    """
+    if classes < 1:
+        raise ValueError(f"classes must be >= 1, got {classes}")
+    features = backbone_features(backbone, input_shape, taps, alpha=alpha)
+    inputs = keras.Input(shape=input_shape, name="pixels")
+    levels = features(layers.Rescaling(1.0 / 127.5, offset=-1.0, name="scale_to_unit")(inputs))
+    levels = list(levels) if isinstance(levels, (list, tuple)) else [levels]
+    for index, depth in enumerate(extra_depths):
+        levels.append(_extra_level(levels[-1], max(MIN_DEPTH, int(depth * alpha)), name=f"extra{index}"))
+    boxes, scores = [], []
+    for level, (x, count) in enumerate(zip(levels, boxes_per_cell(len(levels), anchors))):
+        boxes.append(_predictor(x, 4, count, name=f"box_level{level}"))
+        scores.append(_predictor(x, classes + 1, count, name=f"class_level{level}"))
+    outputs = layers.Concatenate(axis=-1, name="detections")([
+        layers.Concatenate(axis=1, name="box_encodings")(boxes),
+        layers.Concatenate(axis=1, name="class_logits")(scores)])
+    return keras.Model(inputs, outputs, name=name or f"ssdlite_{features.name.removesuffix('_features')}")
+
+
+def feature_sizes(model):
+    """``[(H, W), ...]`` of the feature levels of an SSDLite model (built here or loaded)."""
+    sizes, level = [], 0
+    while any(layer.name == f"box_level{level}" for layer in model.layers):
+        shape = model.get_layer(f"box_level{level}").output.shape
+        sizes.append((int(shape[1]), int(shape[2])))
+        level += 1
+    if not sizes:
+        raise ValueError(f"model {model.name!r} is not an SSDLite detector: it has no box_level0 layer")
+    return sizes
+
+
+def model_anchors(model, anchors=AnchorConfig()):
+    """The default boxes an SSDLite model predicts against, ``(A, 4)`` center form."""
+    return default_boxes(feature_sizes(model), anchors)
+
+
+def num_classes(model):
+    """Object classes of an SSDLite model (background excluded)."""
+    return int(model.outputs[0].shape[-1]) - 5

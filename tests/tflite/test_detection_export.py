@@ -1,0 +1,90 @@
+"""SSDLite -> .tflite ending in TFLite_Detection_PostProcess: the only non-builtin op, no Flex,
+the four outputs in the op's order, and detections matching the Keras model (fp32 and int8);
+the demo draws them."""
+import cv2
+import numpy as np
+import pytest
+
+from demo_app.app import run_demo
+from demo_app.runtime import TFLiteModel
+from models.box_coding import PostProcessing, postprocess
+from models.ssdlite import model_anchors, ssdlite
+from layer_contract import randomize_batch_norm
+from tflite.detection_export import convert_detector
+from tflite.inspect import custom_operators, operator_names
+
+SIZE = 64
+SETTINGS = PostProcessing(max_detections=5, score_threshold=0.3)
+
+
+@pytest.fixture(scope="module")
+def detector():
+    model = ssdlite("mobilenet_v2", (SIZE, SIZE, 3), alpha=0.35, classes=3, extra_depths=(32,))
+    randomize_batch_norm(model, seed=1)
+    anchors = model_anchors(model)
+    images = np.random.default_rng(0).uniform(0, 255, (24, SIZE, SIZE, 3)).astype(np.float32)
+    files = {q: convert_detector(model, anchors, q, representative_data=images, settings=SETTINGS)
+             for q in ("fp32", "int8")}
+    return model, anchors, images, files
+
+
+def _keras(model, anchors, image):
+    return postprocess(model(image[None], training=False)[0], anchors, SETTINGS)
+
+
+def _tflite(runtime, image):
+    boxes, classes, scores, count = runtime.run(image)
+    n = int(count[0])
+    return boxes[0, :n], classes[0, :n], scores[0, :n]
+
+
+@pytest.mark.parametrize("quantization", ["fp32", "int8"])
+def test_only_the_postprocess_op_is_custom_and_outputs_come_in_its_order(detector, quantization):
+    model_bytes = detector[3][quantization]
+    assert custom_operators(model_bytes) == ["CUSTOM:TFLite_Detection_PostProcess"]
+    assert not [op for op in operator_names(model_bytes) if "Flex" in op]
+    runtime = TFLiteModel.from_bytes(model_bytes)
+    assert runtime.output_shapes == [(1, 5, 4), (1, 5), (1, 5), (1,)]
+    assert runtime.input_dtype == (np.uint8 if quantization == "int8" else np.float32)
+
+
+def test_fp32_detections_equal_the_keras_post_processing(detector):
+    model, anchors, images, files = detector
+    runtime = TFLiteModel.from_bytes(files["fp32"])
+    found = 0
+    for image in images[:6]:
+        boxes, classes, scores = _keras(model, anchors, image)
+        t_boxes, t_classes, t_scores = _tflite(runtime, image)
+        assert len(t_scores) == len(scores)
+        np.testing.assert_allclose(t_scores, scores, atol=1e-4)
+        np.testing.assert_allclose(t_boxes, boxes, atol=1e-4)
+        np.testing.assert_array_equal(t_classes, classes)
+        found += len(scores)
+    assert found > 0
+
+
+def test_int8_detections_stay_close_to_keras(detector):
+    model, anchors, images, files = detector
+    runtime = TFLiteModel.from_bytes(files["int8"])
+    for image in images[:6]:
+        boxes, classes, scores = _keras(model, anchors, image)
+        t_boxes, t_classes, t_scores = _tflite(runtime, image)
+        assert abs(len(t_scores) - len(scores)) <= 2
+        # The best box of each model: same place and class, similar score.
+        assert t_classes[0] == classes[0] and abs(t_scores[0] - scores[0]) < 0.1
+        np.testing.assert_allclose(t_boxes[0], boxes[0], atol=0.1)
+
+
+def test_demo_draws_the_detectors_boxes(detector, tmp_path):
+    model, anchors, images, files = detector
+    (tmp_path / "model.tflite").write_bytes(files["fp32"])
+    frame = np.round(images[0]).astype(np.uint8)
+    source = str(tmp_path / "frame.png")
+    cv2.imwrite(source, cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+    summary = run_demo(str(tmp_path / "model.tflite"), source, output=str(tmp_path / "out"), headless=True,
+                       quiet=True, min_score=0.0)
+    boxes, classes, scores = _keras(model, anchors, images[0])
+    assert summary["predictions"][0][1:3] == (int(classes[0]), str(classes[0]))
+    annotated = cv2.cvtColor(cv2.imread(str(tmp_path / "out" / "frame_00000.png")), cv2.COLOR_BGR2RGB)
+    y0, x0, y1, x1 = np.clip((boxes[0] * SIZE).round().astype(int), 0, SIZE - 1)
+    assert np.any(annotated[(y0 + y1) // 2, x1] != frame[(y0 + y1) // 2, x1])  # the box's right edge

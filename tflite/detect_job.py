@@ -1,0 +1,115 @@
+"""The detection jobs: export a trained SSDLite run to fp32 and int8 ``.tflite`` files ending in
+``TFLite_Detection_PostProcess``, measure mAP of the Keras model and of each file on the
+held-out split, and ``quickstart --task detect`` (train -> export -> mAP -> timing -> demo).
+"""
+import os
+import time
+
+import numpy as np
+
+from demo_app.runtime import TFLiteModel
+from keras_layers.keras_api import keras
+from models.box_coding import PostProcessing, postprocess
+from models.detection_data import detection_splits
+from models.detection_metrics import mean_average_precision
+from models.detection_train import anchor_config, train_detection
+from models.files import write_bytes
+from models.runs import load_report, update_report
+from models.ssdlite import model_anchors
+from tflite.detection_export import convert_detector
+from tflite.inspect import operator_names
+
+
+def keras_detections(model, images, anchors, settings=PostProcessing(), batch_size=64):
+    """``(boxes, classes, scores)`` lists of a Keras SSDLite model over images in [0, 1]."""
+    outputs = model.predict(np.asarray(images, np.float32) * 255.0, batch_size=batch_size, verbose=0)
+    per_image = [postprocess(o, anchors, settings) for o in outputs]
+    return tuple(list(column) for column in zip(*per_image))
+
+
+def tflite_detections(tflite_model, images):
+    """``(boxes, classes, scores)`` lists of a detector ``.tflite`` (boxes, classes, scores, count outputs)."""
+    if not isinstance(tflite_model, TFLiteModel):
+        tflite_model = TFLiteModel.from_bytes(tflite_model)
+    boxes, classes, scores = [], [], []
+    for image in images:
+        b, c, s, count = tflite_model.run(np.asarray(image, np.float32) * 255.0)
+        n = int(count.reshape(-1)[0])
+        boxes.append(b[0, :n]), classes.append(c[0, :n].astype(np.int32)), scores.append(s[0, :n])
+    return boxes, classes, scores
+
+
+def detection_map(detections, data):
+    """mAP@0.5 and mAP@[.5:.95] of ``detections`` on ``data`` (a ShapesData split)."""
+    return mean_average_precision((data.boxes, data.classes), detections, len(data.class_names),
+                                  image_size=data.images.shape[1:3])
+
+
+def export_detector(name, quantizations=("fp32", "int8"), progress=print):
+    """Convert ``runs/<name>/model.keras`` (an SSDLite run) and measure each file's mAP on the test split.
+
+    Writes ``model_<quantization>.tflite``, the report's ``export`` section (one row per file)
+    and ``keras_detection`` (the Keras model's mAP). Returns the Keras row, then the file rows.
+    """
+    path = os.path.join("runs", name)
+    model_path = os.path.join(path, "model.keras")
+    if not os.path.isfile(model_path):
+        raise FileNotFoundError(f"no trained model at {model_path}: run `mobilekit train --task detect --name {name}`")
+    config = load_report(path).get("config", {})
+    model = keras.models.load_model(model_path)
+    anchors = model_anchors(model, anchor_config(config))
+    splits = detection_splits(config.get("data", "shapes"), int(model.inputs[0].shape[1]), seed=config.get("seed", 0))
+    test = splits["test"]
+    progress(f"measuring the Keras model's mAP on {len(test.images)} test images")
+    rows = [{"model": "keras", **detection_map(keras_detections(model, test.images, anchors), test)}]
+    for quantization in quantizations:
+        progress(f"converting to {quantization} with TFLite_Detection_PostProcess")
+        model_bytes = convert_detector(model, anchors, quantization, representative_data=splits["train"].images * 255.0)
+        file_name = f"model_{quantization}.tflite"
+        write_bytes(os.path.join(path, file_name), model_bytes)
+        progress(f"measuring {file_name}'s mAP on {len(test.images)} test images")
+        scores = detection_map(tflite_detections(model_bytes, test.images), test)
+        rows.append({"model": file_name, "quantization": quantization, "file": file_name,
+                     "size_bytes": len(model_bytes), **scores, "ops": " ".join(operator_names(model_bytes))})
+    for row in rows:
+        progress(f"{row['model']}: mAP@0.5 {row['map50']:.4f}, mAP@[.5:.95] {row['map']:.4f}")
+    update_report(path, keras_detection={key: rows[0][key] for key in ("map50", "map")}, export=rows[1:])
+    return rows
+
+
+def demo_on_test_clip(path, test, model_file, frames=40, progress=print):
+    """Run the demo headless on a clip of held-out images; return the report's demo section."""
+    from demo_app.app import run_demo
+    from tflite.quickstart import plot_montage, write_clip
+
+    clip = os.path.join(path, "test_images.avi")
+    write_clip(np.round(test.images[:frames] * 255).astype(np.uint8), clip, frame_size=192)
+    output = os.path.join(path, "demo_frames")
+    progress(f"running the demo on {clip} with {model_file}")
+    summary = run_demo(os.path.join(path, model_file), clip, labels=os.path.join(path, "labels.txt"),
+                       output=output, headless=True, quiet=True)
+    frame_files = sorted(os.path.join(output, f) for f in os.listdir(output))
+    plot_montage(frame_files[:12], os.path.join(path, "demo_montage.png"),
+                 title="demo: int8 detector on held-out images")
+    return {"model": model_file, "source": os.path.basename(clip), "frames": summary["frames"],
+            "frames_with_detections": sum(p[1] >= 0 for p in summary["predictions"]),
+            "median_latency_ms": summary["median_latency_ms"], "fps": summary["fps"], "frames_dir": "demo_frames"}
+
+
+def detect_quickstart(name="quickstart_detect", bench_runs=40, progress=print, **options):
+    """Train, export, measure, time and demo an SSDLite detector on the shapes; return the report.
+
+    ``options`` override ``models.detection_train.DETECT_DEFAULTS`` (e.g. ``epochs``).
+    """
+    from tflite.jobs import bench_files
+    from tflite.report import render
+
+    start = time.perf_counter()
+    path, _, splits = train_detection(name, progress=progress, **options)
+    rows = export_detector(name, ("fp32", "int8"), progress=progress)
+    bench_files([os.path.join(path, row["file"]) for row in rows[1:]], runs=bench_runs, name=name, progress=progress)
+    demo = demo_on_test_clip(path, splits["test"], "model_int8.tflite", progress=progress)
+    update_report(path, demo=demo, figures=["training_curves.png", "demo_montage.png"],
+                  quickstart={"seconds": round(time.perf_counter() - start, 1)})
+    progress(f"detection quickstart done in {time.perf_counter() - start:.0f} s: see {path}/report.md")
+    return render(path)
