@@ -23,12 +23,35 @@ def _given(args, *names):
 
 
 def _quickstart(args):
+    if args.task == "segment":
+        from tflite.segment_job import segment_quickstart
+
+        segment_quickstart(name=args.name or "quickstart_segment", **_given(args, "epochs", "image_size", "alpha"))
+        return
+    if args.task == "detect":
+        from tflite.detect_job import detect_quickstart
+
+        detect_quickstart(name=args.name or "quickstart_detect", **_given(args, "epochs", "image_size", "alpha"))
+        return
     from tflite.quickstart import quickstart
 
-    quickstart(name=args.name, **_given(args, "epochs", "image_size", "alpha"))
+    quickstart(name=args.name or "quickstart", **_given(args, "epochs", "image_size", "alpha"))
 
 
 def _train(args):
+    if args.task == "segment":
+        from tflite.segment_job import train_segmentation
+
+        train_segmentation(name=args.name, backbone=args.arch or "mobilenet_v3_large",
+                           **_given(args, "head", "output_stride", "data", "image_size", "alpha", "epochs",
+                                    "batch_size", "learning_rate", "patience", "seed"))
+        return
+    if args.task == "detect":
+        from models.detection_train import train_detection
+
+        train_detection(name=args.name, **_given(args, "arch", "data", "image_size", "alpha", "epochs", "batch_size",
+                                                 "learning_rate", "seed"))
+        return
     from models.jobs import train
 
     train(name=args.name, **_given(args, "arch", "data", "image_size", "alpha", "epochs", "batch_size",
@@ -36,6 +59,29 @@ def _train(args):
 
 
 def _export(args):
+    if args.qat or args.prune:
+        from tflite.optimize_report import export_with_optimization
+
+        export_with_optimization(args.name, qat_epochs=args.qat_epochs if args.qat else 0,
+                                 prune_sparsity=args.prune or 0.0)
+        return
+    from models.runs import load_report
+
+    task = load_report(os.path.join("runs", args.name)).get("config", {}).get("task")
+    if task == "detect":
+        from tflite.detect_job import export_detector
+
+        for row in export_detector(args.name, args.quantization)[1:]:
+            print(f"{row['file']}: {row['size_bytes'] / 1e6:.2f} MB, mAP@0.5 {row['map50']:.4f}, "
+                  f"mAP@[.5:.95] {row['map']:.4f}")
+        return
+    if task == "segment":
+        from tflite.segment_job import export_segmentation
+
+        for row in export_segmentation(args.name, args.quantization):
+            print(f"{row['file']}: {row['size_bytes'] / 1e6:.2f} MB, mIoU {row['tflite_miou']:.4f} "
+                  f"(Keras {row['keras_miou']:.4f}), pixel agreement {row['pixel_agreement']:.4f}")
+        return
     from tflite.jobs import export
 
     for row in export(args.name, args.quantization):
@@ -70,9 +116,11 @@ def _bench(args):
     if args.json:
         print(json.dumps({"models": rows}))
         return
-    print(f"{'model':48} {'median ms':>10} {'p90 ms':>8} {'ratio':>6} {'MB':>7} {'peak RSS MB':>12}")
-    for row in rows:
-        print(f"{row['model'][-48:]:48} {row['median_ms']:10.3f} {row['p90_ms']:8.3f} {row['latency_ratio']:6.2f} "
+    names = [os.path.basename(row["model"]) for row in rows]
+    width = max(len("model"), *map(len, names))
+    print(f"{'model':{width}} {'median ms':>10} {'p90 ms':>8} {'ratio':>6} {'MB':>7} {'peak RSS MB':>12}")
+    for name, row in zip(names, rows):
+        print(f"{name:{width}} {row['median_ms']:10.3f} {row['p90_ms']:8.3f} {row['latency_ratio']:6.2f} "
               f"{row['size_bytes'] / 1e6:7.2f} {row['peak_rss_mb']:12.1f}")
 
 
@@ -91,10 +139,47 @@ def _zoo(args):
     print(f"wrote runs/{args.name}/report.md")
 
 
+def _binary(args):
+    from tflite.binary_report import ROWS, run_binary_table
+
+    rows = [row for row in ROWS if not args.only or row.variant in args.only]
+    if not rows:
+        raise ValueError(f"--only {' '.join(args.only)} matches no variant: expected some of "
+                         f"{', '.join(row.variant for row in ROWS)}")
+    seeds = {} if args.seeds is None else {"seeds": tuple(range(args.seeds))}
+    table = run_binary_table(name=args.name, rows=rows, **_given(args, "epochs"), **seeds)
+    print(f"{'model':20} {'accuracy':>15} {'params':>8} {'binary MACs':>12} {'ACE':>14} {'weight KB':>9} "
+          f"{'int8 agree':>10}")
+    for row in table:
+        print(f"{row['model']:20} {row['accuracy_mean']:8.4f}+-{row['accuracy_std']:.4f} {row['params']:8,} "
+              f"{row['binary_macs']:12,} {row['ace']:14,} {row['weight_bits'] / 8192:9.1f} "
+              f"{row['int8_agreement']:10.4f}")
+    print(f"wrote runs/{args.name}/report.md")
+
+
 def _report(args):
     from tflite.report import render
 
     render(os.path.join("runs", args.name))
+    print(f"wrote runs/{args.name}/report.md")
+
+
+def _optimize(args):
+    from tflite.optimize_report import run_in_tf_keras
+
+    run_in_tf_keras("compare", ["--name", args.name, "--archs", *args.archs, "--image-size", args.image_size,
+                                "--epochs", args.epochs, "--finetune-epochs", args.finetune_epochs,
+                                "--sparsity", args.sparsity, "--qsfm-ratio", args.qsfm_ratio, "--runs", args.runs])
+    print(f"wrote runs/{args.name}/report.md")
+
+
+def _qsfm(args):
+    from tflite.optimize_report import qsfm_experiment
+
+    _, summary = qsfm_experiment(args.name, args.arch, epochs=args.epochs, ratio=args.ratio, runs=args.runs,
+                                 reuse=args.reuse)
+    print(f"QSFM: {summary['macs_reduction']:.1%} fewer MACs, {summary['params_reduction']:.1%} fewer parameters, "
+          f"accuracy {summary['accuracy_change_points']:+.2f} points, fp32 latency x{summary['latency_ratio']:.2f}")
     print(f"wrote runs/{args.name}/report.md")
 
 
@@ -104,6 +189,11 @@ def _add_training_flags(parser):
     parser.add_argument("--epochs", type=int, help="maximum epochs (default 40)")
 
 
+def _add_task_flag(parser):
+    parser.add_argument("--task", choices=("classify", "detect", "segment"), default="classify",
+                        help="classify (default), detect or segment")
+
+
 def build_parser():
     parser = argparse.ArgumentParser(prog="mobilekit", description="Efficient on-device vision with Keras and TFLite.")
     parser.add_argument("--debug", action="store_true", help="show tracebacks instead of one-line errors")
@@ -111,7 +201,9 @@ def build_parser():
 
     quick = commands.add_parser("quickstart", help="train, export, validate, time and demo a digits classifier",
                                 description="The whole path on digits, written to runs/<name>/.")
-    quick.add_argument("--name", default="quickstart", help="run folder under runs/ (default quickstart)")
+    quick.add_argument("--name", help="run folder under runs/ (default quickstart, quickstart_segment, "
+                                      "quickstart_detect)")
+    _add_task_flag(quick)
     _add_training_flags(quick)
     quick.set_defaults(handler=_quickstart)
 
@@ -119,9 +211,17 @@ def build_parser():
                                 description="Train a classifier; writes model.keras, labels.txt, "
                                             "training_curves.png and report.json/report.md.")
     train.add_argument("--name", default="train", help="run folder under runs/ (default train)")
-    train.add_argument("--arch", help="architecture (default mobilenet_v2)")
+    _add_task_flag(train)
+    train.add_argument("--arch", help="architecture, the backbone for segment and detect (default mobilenet_v2; "
+                                      "segment: mobilenet_v3_large)")
     train.add_argument("--data",
-                       help="'digits' or a folder with one sub-folder of images per class (default digits)")
+                       help="'digits' or a folder with one sub-folder of images per class (default digits); "
+                            "segment: 'shapes' or a folder with images/ and masks/ (default shapes); "
+                            "detect: 'shapes', a Pascal VOC folder or a COCO .json file (default shapes)")
+    train.add_argument("--head", choices=("lr_aspp", "mobile_deeplabv3"),
+                       help="segment: segmentation head (default lr_aspp)")
+    train.add_argument("--output-stride", type=int, choices=(8, 16, 32),
+                       help="segment: backbone output stride (default 16)")
     _add_training_flags(train)
     train.add_argument("--batch-size", type=int, help="batch size (default 64)")
     train.add_argument("--learning-rate", type=float, help="peak Adam learning rate (default 3e-3)")
@@ -135,6 +235,12 @@ def build_parser():
     export.add_argument("name", help="run folder under runs/ holding model.keras")
     export.add_argument("--quantization", nargs="+", choices=QUANTIZATIONS, default=["fp32", "int8"],
                         help="one or more of fp32, fp16, dynamic, int8 (default fp32 int8)")
+    export.add_argument("--qat", action="store_true",
+                        help="quantization-aware fine-tuning (TFMOT, in a tf_keras process), then model_qat_int8.tflite")
+    export.add_argument("--qat-epochs", type=int, default=3, help="QAT fine-tuning epochs (default 3)")
+    export.add_argument("--prune", type=float, metavar="SPARSITY",
+                        help="magnitude-prune to this sparsity (e.g. 0.5) while fine-tuning, then "
+                             "model_pruned_int8.tflite")
     export.set_defaults(handler=_export)
 
     bench = commands.add_parser("bench", help="time .tflite files side by side",
@@ -171,6 +277,44 @@ def build_parser():
     zoo.add_argument("--seed", type=int, help="seed of split, initialization and shuffling (default 0)")
     zoo.add_argument("--runs", type=int, help="timed invocations per model (default 30)")
     zoo.set_defaults(handler=_zoo)
+
+    binary = commands.add_parser("binary", help="float vs binary vs low-bit ResNets on digits, over seeds",
+                                 description="Train float, BWN, XNOR, QNN (W1A2), PokeBNN-style and Rep-XNOR "
+                                             "ResNets on digits from several seeds; one table of accuracy "
+                                             "(mean +- std), binary MACs, ACE and weight bits, and a plot.")
+    binary.add_argument("--name", default="binary", help="run folder under runs/ (default binary)")
+    binary.add_argument("--only", nargs="+", help="variants to include (default all)")
+    binary.add_argument("--epochs", type=int, help="epochs per training run (default 8)")
+    binary.add_argument("--seeds", type=int, help="number of seeds, 0, 1, ... (default 3)")
+    binary.set_defaults(handler=_binary)
+
+    optimize = commands.add_parser("optimize", help="compare fp32, PTQ, QAT, pruned and QSFM-pruned models",
+                                   description="Train each architecture on digits, then export fp32, PTQ int8, "
+                                               "QAT int8, magnitude-pruned int8 and QSFM-pruned int8 and time them "
+                                               "side by side (runs in a tf_keras process).")
+    optimize.add_argument("--name", default="optimize", help="run folder under runs/ (default optimize)")
+    optimize.add_argument("--archs", nargs="+", default=["mobilenet_v2", "mobilenet_v3_small"],
+                          help="architectures (default mobilenet_v2 mobilenet_v3_small)")
+    optimize.add_argument("--image-size", type=int, default=32, help="square input size (default 32)")
+    optimize.add_argument("--epochs", type=int, default=10, help="training epochs (default 10)")
+    optimize.add_argument("--finetune-epochs", type=int, default=3,
+                          help="QAT / pruning / QSFM fine-tuning epochs (default 3)")
+    optimize.add_argument("--sparsity", type=float, default=0.5, help="magnitude-pruning sparsity (default 0.5)")
+    optimize.add_argument("--qsfm-ratio", type=float, default=0.3,
+                          help="share of each prunable group's filters QSFM removes (default 0.3)")
+    optimize.add_argument("--runs", type=int, default=30, help="timed invocations per model (default 30)")
+    optimize.set_defaults(handler=_optimize)
+
+    qsfm = commands.add_parser("qsfm", help="QSFM filter pruning of a trained CIFAR-style ResNet, no fine-tuning",
+                               description="Train --arch on digits, remove --ratio of the filters of every "
+                                           "prunable group by QSFM, compare MACs, accuracy and TFLite latency.")
+    qsfm.add_argument("--name", default="qsfm_resnet56", help="run folder under runs/ (default qsfm_resnet56)")
+    qsfm.add_argument("--arch", default="resnet56", help="architecture (default resnet56)")
+    qsfm.add_argument("--epochs", type=int, default=15, help="training epochs (default 15)")
+    qsfm.add_argument("--ratio", type=float, default=0.45, help="share of filters removed per group (default 0.45)")
+    qsfm.add_argument("--runs", type=int, default=30, help="timed invocations per model (default 30)")
+    qsfm.add_argument("--reuse", action="store_true", help="prune the run's trained model.keras instead of training")
+    qsfm.set_defaults(handler=_qsfm)
 
     report = commands.add_parser("report", help="re-render a run's report.md and figures",
                                  description="Re-render runs/<name>/report.md and tradeoffs.png from report.json.")

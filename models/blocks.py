@@ -3,10 +3,22 @@
 Batch normalization uses the ``keras.applications`` settings (epsilon 1e-3,
 momentum 0.999) so that builders match those models layer for layer.
 """
+from typing import NamedTuple
+
 from keras_layers.keras_api import keras
 from keras_layers.wht import WHT1D
 
 layers = keras.layers
+
+
+class Stage(NamedTuple):
+    """A stage of a plain block table: ``repeats`` blocks of ``channels`` outputs, the first (or the
+    transition that enters the stage) with ``stride``."""
+
+    channels: int
+    repeats: int
+    stride: int
+
 
 BN_KWARGS = {"epsilon": 1e-3, "momentum": 0.999}
 # What a pointwise (1x1) layer of a block can be: the convolution, or the 1D block-WHT layer

@@ -6,22 +6,13 @@ of the transition that enters it. A transition is a stride-s 3x3 depthwise conv-
 grouped 1x1 conv-BN-ReLU to the stage's channels (groups of ``group_size`` inputs), so every
 layer's parameters grow linearly with width, like the blocks'.
 """
-from typing import NamedTuple
-
 from keras_layers.keras_api import keras
 from keras_layers.mgic import MGICBlock
-from models.blocks import BN_KWARGS, classifier_head, conv_bn, depthwise_bn
+from models.blocks import BN_KWARGS, Stage, classifier_head, conv_bn, depthwise_bn
 from models.mobilenet_v2 import check_builder_args
 
 layers = keras.layers
 
-
-class Stage(NamedTuple):
-    """``repeats`` MGIC blocks of ``channels``, entered through a stride-``stride`` transition."""
-
-    channels: int
-    repeats: int
-    stride: int
 
 
 #             c   n  s

@@ -1,10 +1,15 @@
 """Architectures by name, for the CLI and the jobs."""
 from functools import partial
 
+from models.binary_nets import binary_resnet18, binary_resnet20, capsule_mobilenet_v2, capsule_resnet50
 from models.densenet import densenet, hardnet, threshnet
+from models.g_ghostnet import g_ghostnet
 from models.ghostnet import ghostnet
+from models.mgic_net import mgic_net
 from models.mobilenet_v2 import mobilenet_v2
 from models.mobilenet_v3 import mobilenet_v3_large, mobilenet_v3_small
+from models.pide_nets import pide_classifier, pide_segmenter
+from models.repvgg import repvgg, rm_resnet
 from models.resnet import resnet18, resnet20, resnet50, resnet56
 
 ARCHITECTURES = {
@@ -20,6 +25,16 @@ ARCHITECTURES = {
     "densenet121": densenet,
     "threshnet": threshnet,
     "hardnet": hardnet,
+    "repvgg": repvgg,
+    "rm_resnet": rm_resnet,
+    "mgic_net": mgic_net,
+    "g_ghostnet": g_ghostnet,
+    "pide_classifier": pide_classifier,
+    "pide_segmenter": pide_segmenter,
+    "binary_resnet20": binary_resnet20,
+    "binary_resnet18": binary_resnet18,
+    "capsule_mobilenet_v2": capsule_mobilenet_v2,
+    "capsule_resnet50": capsule_resnet50,
 }
 
 

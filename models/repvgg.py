@@ -9,20 +9,11 @@ Each row of a table is a stage: output channels, repeats, stride of its first bl
 (3x3 stem of 16 channels, three stages of three basic blocks) with 1x1 projection shortcuts;
 ``models.reparameterize`` turns it into a plain conv-ReLU network (RMNet).
 """
-from typing import NamedTuple
-
 from keras_layers.keras_api import keras
 from keras_layers.rep import RepVGGBlock, RMResBlock
-from models.blocks import classifier_head, conv_bn
+from models.blocks import Stage, classifier_head, conv_bn
 from models.mobilenet_v2 import check_builder_args
 
-
-class Stage(NamedTuple):
-    """``repeats`` blocks of ``channels`` outputs, the first with ``stride``."""
-
-    channels: int
-    repeats: int
-    stride: int
 
 
 #                c    n  s

@@ -29,7 +29,7 @@ CONVERTER_NOISE = re.compile(r"^(fully_quantize: |I\d{4} )")
 IO_DTYPES = {"float32": tf.float32, "int8": tf.int8, "uint8": tf.uint8}
 
 
-def _representative_dataset(samples, limit):
+def representative_dataset(samples, limit):
     """Yield up to ``limit`` single-sample float32 batches for calibration."""
     def generate():
         for sample in list(samples)[:limit]:
@@ -66,7 +66,7 @@ def convert(model, quantization="fp32", representative_data=None, io_dtype=None,
     if quantization == "fp16":
         converter.target_spec.supported_types = [tf.float16]
     if quantization == "int8":
-        converter.representative_dataset = _representative_dataset(representative_data, calibration_steps)
+        converter.representative_dataset = representative_dataset(representative_data, calibration_steps)
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
         converter.inference_input_type = IO_DTYPES[io_dtype]
         converter.inference_output_type = IO_DTYPES[io_dtype]

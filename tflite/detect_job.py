@@ -79,21 +79,12 @@ def export_detector(name, quantizations=("fp32", "int8"), progress=print):
 
 def demo_on_test_clip(path, test, model_file, frames=40, progress=print):
     """Run the demo headless on a clip of held-out images; return the report's demo section."""
-    from demo_app.app import run_demo
-    from tflite.quickstart import plot_montage, write_clip
+    from tflite.quickstart import demo_clip, demo_section
 
-    clip = os.path.join(path, "test_images.avi")
-    write_clip(np.round(test.images[:frames] * 255).astype(np.uint8), clip, frame_size=192)
-    output = os.path.join(path, "demo_frames")
-    progress(f"running the demo on {clip} with {model_file}")
-    summary = run_demo(os.path.join(path, model_file), clip, labels=os.path.join(path, "labels.txt"),
-                       output=output, headless=True, quiet=True)
-    frame_files = sorted(os.path.join(output, f) for f in os.listdir(output))
-    plot_montage(frame_files[:12], os.path.join(path, "demo_montage.png"),
-                 title="demo: int8 detector on held-out images")
-    return {"model": model_file, "source": os.path.basename(clip), "frames": summary["frames"],
-            "frames_with_detections": sum(p[1] >= 0 for p in summary["predictions"]),
-            "median_latency_ms": summary["median_latency_ms"], "fps": summary["fps"], "frames_dir": "demo_frames"}
+    summary = demo_clip(path, np.round(test.images[:frames] * 255).astype(np.uint8), "test_images.avi", model_file,
+                        "demo: int8 detector on held-out images", frame_size=192, progress=progress)
+    return demo_section(summary, model_file,
+                        frames_with_detections=sum(p[1] >= 0 for p in summary["predictions"]))
 
 
 def detect_quickstart(name="quickstart_detect", bench_runs=40, progress=print, **options):

@@ -33,7 +33,7 @@ def write_clip(images, path, frame_size=160, fps=10):
     writer.release()
 
 
-def plot_montage(frame_paths, path, columns=6):
+def plot_montage(frame_paths, path, columns=6, title="demo: int8 model on held-out digits"):
     """A grid of annotated demo frames."""
     rows = int(np.ceil(len(frame_paths) / columns))
     figure, axes = plt.subplots(rows, columns, figsize=(2 * columns, 2 * rows))
@@ -41,25 +41,37 @@ def plot_montage(frame_paths, path, columns=6):
         axis.axis("off")
     for axis, frame_path in zip(np.ravel(axes), frame_paths):
         axis.imshow(cv2.cvtColor(cv2.imread(frame_path), cv2.COLOR_BGR2RGB))
-    figure.suptitle("demo: int8 model on held-out digits")
+    figure.suptitle(title)
     save_figure(figure, path)
+
+
+def demo_clip(path, images, clip_name, model_file, title, frame_size=160, progress=print):
+    """Write ``images`` (uint8) as a clip, run the demo headless on it with ``model_file`` and draw a
+    montage of its annotated frames; return the demo summary with the clip's ``source`` name."""
+    clip = os.path.join(path, clip_name)
+    write_clip(images, clip, frame_size=frame_size)
+    output = os.path.join(path, "demo_frames")
+    progress(f"running the demo on {clip} with {model_file}")
+    summary = run_demo(os.path.join(path, model_file), clip, labels=os.path.join(path, "labels.txt"),
+                       output=output, headless=True, quiet=True)
+    frame_files = sorted(os.path.join(output, f) for f in os.listdir(output))
+    plot_montage(frame_files[:12], os.path.join(path, "demo_montage.png"), title=title)
+    return {**summary, "source": clip_name}
+
+
+def demo_section(summary, model_file, **figures):
+    """The report's demo section: the summary's timings plus task-specific ``figures``."""
+    return {"model": model_file, "source": summary["source"], "frames": summary["frames"], **figures,
+            "median_latency_ms": summary["median_latency_ms"], "fps": summary["fps"], "frames_dir": "demo_frames"}
 
 
 def demo_on_test_clip(path, dataset, model_file, frames=60, progress=print):
     """Run the demo headless on a clip of held-out digits; return the report's demo section."""
     images, labels = dataset.test[0][:frames], dataset.test[1][:frames]
-    clip = os.path.join(path, "test_digits.avi")
-    write_clip(images, clip)
-    output = os.path.join(path, "demo_frames")
-    progress(f"running the demo on {clip} with {model_file}")
-    summary = run_demo(os.path.join(path, model_file), clip, labels=os.path.join(path, "labels.txt"),
-                       output=output, headless=True, quiet=True)
+    summary = demo_clip(path, images, "test_digits.avi", model_file, "demo: int8 model on held-out digits",
+                        progress=progress)
     predicted = np.array([p[1] for p in summary["predictions"]])
-    frame_files = sorted(os.path.join(output, f) for f in os.listdir(output))
-    plot_montage(frame_files[:12], os.path.join(path, "demo_montage.png"))
-    return {"model": model_file, "source": os.path.basename(clip), "frames": summary["frames"],
-            "accuracy_on_clip": float(np.mean(predicted == labels[:len(predicted)])),
-            "median_latency_ms": summary["median_latency_ms"], "fps": summary["fps"], "frames_dir": "demo_frames"}
+    return demo_section(summary, model_file, accuracy_on_clip=float(np.mean(predicted == labels[:len(predicted)])))
 
 
 def quickstart(name="quickstart", epochs=DEFAULTS["epochs"], image_size=DEFAULTS["image_size"],

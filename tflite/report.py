@@ -7,12 +7,15 @@ from models.plots import plt, save_figure
 from models.runs import load_report, update_report
 
 TRADEOFF_PNG = "tradeoffs.png"
+# The quality figure of an exported model, by task: the first one the export rows carry is plotted.
+QUALITY = (("tflite_accuracy", "test accuracy"), ("tflite_miou", "test mIoU"))
 
 
 def plot_tradeoffs(rows, path, title):
-    """Bars of accuracy, median latency and file size, one bar per exported model."""
+    """Bars of quality (``QUALITY``), median latency and file size, one bar per exported model."""
     names = [row["quantization"] for row in rows]
-    panels = [("tflite_accuracy", "test accuracy", 1.0), ("median_ms", "median latency (ms)", 1.0),
+    quality = next(((key, label) for key, label in QUALITY if any(key in row for row in rows)), QUALITY[0])
+    panels = [(*quality, 1.0), ("median_ms", "median latency (ms)", 1.0),
               ("size_bytes", "file size (MB)", 1e-6)]
     figure, axes = plt.subplots(1, len(panels), figsize=(10, 3.2))
     for axis, (key, label, scale) in zip(axes, panels):
@@ -20,7 +23,7 @@ def plot_tradeoffs(rows, path, title):
         bars = axis.bar(names, values, color=["#4c72b0", "#dd8452", "#55a868", "#c44e52"][:len(rows)])
         axis.bar_label(bars, fmt="%.3g")
         axis.set_title(label)
-        if key == "tflite_accuracy":
+        if key == quality[0]:
             axis.set_ylim(max(0.0, np.nanmin(values) - 0.1), 1.0)
     figure.suptitle(title, y=1.04)
     save_figure(figure, path)

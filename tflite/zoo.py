@@ -3,7 +3,8 @@ input, exported, validated and timed side by side, in one table and one scatter 
 
 All networks get the same data split, seed, input size, epochs and training recipe, so the
 table compares architectures rather than training effort. Latencies come from one
-interleaved ``tflite.bench.benchmark`` call over every exported file.
+interleaved ``tflite.bench.benchmark`` call over every exported file. Networks with
+re-parameterizable blocks (RepVGG, RMNet) are exported, costed and timed in their deploy form.
 """
 import os
 import re
@@ -14,9 +15,11 @@ import numpy as np
 
 from models.data import load_digits_data
 from models.files import write_bytes
+from models.g_ghostnet import REGNETX_3_2GF
 from models.plots import plt, save_figure
 from models.profile import profile
 from models.registry import build
+from models.reparameterize import reparameterize
 from models.runs import run_dir, update_report
 from models.train import train_classifier, with_preprocessing
 from tflite.bench import benchmark
@@ -50,6 +53,11 @@ ZOO = (
     ZooEntry("DenseNet-79", "threshnet", {"threshold": 5}),
     ZooEntry("ThreshNet-79", "threshnet"),
     ZooEntry("HarDNet-79", "hardnet"),
+    ZooEntry("RMNet-20", "rm_resnet"),
+    ZooEntry("MGIC-Net", "mgic_net"),
+    # G-GhostNet and the RegNetX it is made from.
+    ZooEntry("RegNetX-3.2GF", "g_ghostnet", {"stages": REGNETX_3_2GF}),
+    ZooEntry("G-GhostNet-3.2GF", "g_ghostnet"),
 )
 
 
@@ -57,17 +65,27 @@ def _slug(label):
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", label)
 
 
+def deploy_form(model):
+    """``model`` (pixels, preprocessing, backbone) with its re-parameterizable blocks folded
+    (``models.reparameterize``), as it is deployed; a model without such blocks unchanged."""
+    backbone = model.layers[-1]
+    if not any(hasattr(layer, "fold") for layer in getattr(backbone, "layers", ())):
+        return model
+    return with_preprocessing(reparameterize(backbone))
+
+
 def train_and_export(entry, dataset, path, image_size, epochs, seed, progress):
     """Train one zoo entry; return its row (without latencies) and its two .tflite paths."""
     folder = os.path.join(path, _slug(entry.label))
     model = with_preprocessing(build(entry.arch, input_shape=(image_size, image_size, 3), classes=10,
                                      **entry.kwargs))
-    costs = profile(model)
-    progress(f"{entry.label}: training {costs['params']:,} parameters for up to {epochs} epochs")
+    progress(f"{entry.label}: training {model.count_params():,} parameters for up to {epochs} epochs")
     start = time.perf_counter()
     model, _ = train_classifier(model, dataset, folder, epochs=epochs, patience=epochs, seed=seed, verbose=0)
-    row = {"model": entry.label, "params": costs["params"], "macs": costs["macs"],
-           "train_s": round(time.perf_counter() - start, 1)}
+    train_s = round(time.perf_counter() - start, 1)
+    model = deploy_form(model)
+    costs = profile(model)  # of the exported form
+    row = {"model": entry.label, "params": costs["params"], "macs": costs["macs"], "train_s": train_s}
     files = {}
     for quantization in ("fp32", "int8"):
         model_bytes = convert(model, quantization, representative_data=dataset.train[0])

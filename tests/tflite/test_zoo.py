@@ -1,10 +1,14 @@
 """A small version of ``mobilekit zoo``: one network, one epoch, the whole table."""
 import json
 
+import numpy as np
 import pytest
 
-from models.registry import ARCHITECTURES
-from tflite.zoo import ZOO, ZooEntry, run_zoo
+from keras_layers.rep import RepVGGBlock
+from models.registry import ARCHITECTURES, build
+from models.repvgg import Stage, repvgg
+from models.train import with_preprocessing
+from tflite.zoo import ZOO, ZooEntry, deploy_form, run_zoo
 
 
 def test_every_zoo_entry_names_a_registered_architecture():
@@ -25,3 +29,14 @@ def test_zoo_table_and_plot(tmp_path, monkeypatch):
     assert report["zoo"] == rows and report["config"]["epochs"] == 1 and report["config"]["image_size"] == 32
     assert (tmp_path / "runs" / "z" / "zoo.png").stat().st_size > 0
     assert (tmp_path / "runs" / "z" / "tiny" / "model_int8.tflite").exists()
+
+
+def test_zoo_exports_re_parameterizable_networks_in_their_deploy_form():
+    model = with_preprocessing(repvgg((32, 32, 3), stages=(Stage(8, 1, 2), Stage(8, 2, 1)), classes=3))
+    deployed = deploy_form(model)
+    blocks = [layer for layer in deployed.layers[-1].layers if isinstance(layer, RepVGGBlock)]
+    assert len(blocks) == 3 and all(block.deploy for block in blocks)
+    pixels = np.random.default_rng(0).uniform(0, 255, (2, 32, 32, 3)).astype("float32")
+    np.testing.assert_allclose(deployed(pixels, training=False), model(pixels, training=False), atol=1e-5)
+    plain = with_preprocessing(build("resnet20", classes=3))
+    assert deploy_form(plain) is plain
