@@ -47,13 +47,17 @@ def augmenter(seed):
     ], name="augment")
 
 
-def _dataset(images, labels, batch_size, seed, augment=None):
+def _dataset(images, labels, batch_size, seed=0, training=False, augment=None):
+    """Batches of (images, labels). Training batches are reshuffled every epoch and all full: a
+    partial last batch made oneDNN crash (segfault) in training RepVGG blocks on x86."""
     data = tf.data.Dataset.from_tensor_slices((images.astype(np.float32), labels))
-    if augment is not None:
-        data = data.shuffle(len(labels), seed=seed, reshuffle_each_iteration=True).batch(batch_size)
-        data = data.map(lambda x, y: (augment(x, training=True), y), num_parallel_calls=tf.data.AUTOTUNE)
+    if training:
+        data = data.shuffle(len(labels), seed=seed, reshuffle_each_iteration=True).batch(batch_size,
+                                                                                          drop_remainder=True)
     else:
         data = data.batch(batch_size)
+    if augment is not None:
+        data = data.map(lambda x, y: (augment(x, training=True), y), num_parallel_calls=tf.data.AUTOTUNE)
     return data.prefetch(tf.data.AUTOTUNE)
 
 
@@ -82,7 +86,8 @@ def train_classifier(model, data, out_dir, epochs=40, batch_size=64, learning_ra
     keras.utils.set_random_seed(seed)
     set_batchnorm_momentum(model, bn_momentum)
     (x_train, y_train), (x_val, y_val) = data.train, data.val
-    steps = epochs * int(np.ceil(len(y_train) / batch_size))
+    batch_size = min(batch_size, len(y_train))
+    steps = epochs * (len(y_train) // batch_size)
     schedule = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=steps)
     model.compile(optimizer=keras.optimizers.Adam(schedule),
                   loss="sparse_categorical_crossentropy", metrics=["accuracy"])
@@ -92,8 +97,8 @@ def train_classifier(model, data, out_dir, epochs=40, batch_size=64, learning_ra
         BestCheckpoint(checkpoint),
     ]
     history = model.fit(
-        _dataset(x_train, y_train, batch_size, seed, augmenter(seed) if augment else None),
-        validation_data=_dataset(x_val, y_val, batch_size, seed),
+        _dataset(x_train, y_train, batch_size, seed, training=True, augment=augmenter(seed) if augment else None),
+        validation_data=_dataset(x_val, y_val, batch_size),
         epochs=epochs, callbacks=callbacks, shuffle=False, verbose=verbose)  # the dataset shuffles itself
     history = {k: [float(v) for v in values] for k, values in history.history.items()}
     plot_training_curves(history, os.path.join(out_dir, "training_curves.png"), title=model.name)

@@ -53,6 +53,7 @@ ZOO = (
     ZooEntry("DenseNet-79", "threshnet", {"threshold": 5}),
     ZooEntry("ThreshNet-79", "threshnet"),
     ZooEntry("HarDNet-79", "hardnet"),
+    ZooEntry("RepVGG-A0-0.25", "repvgg", {"width": 0.25}),
     ZooEntry("RMNet-20", "rm_resnet"),
     ZooEntry("MGIC-Net", "mgic_net"),
     # G-GhostNet and the RegNetX it is made from.
