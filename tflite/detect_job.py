@@ -8,16 +8,16 @@ import time
 import numpy as np
 
 from demo_app.runtime import TFLiteModel
-from keras_layers.keras_api import keras
 from models.box_coding import PostProcessing, postprocess
 from models.detection_data import detection_splits
 from models.detection_metrics import mean_average_precision
 from models.detection_train import anchor_config, train_detection
 from models.files import write_bytes
-from models.runs import load_report, update_report
+from models.runs import update_report
 from models.ssdlite import model_anchors
 from tflite.detection_export import convert_detector
 from tflite.inspect import operator_names
+from tflite.jobs import load_trained_run
 
 
 def keras_detections(model, images, anchors, settings=PostProcessing(), batch_size=64):
@@ -51,12 +51,7 @@ def export_detector(name, quantizations=("fp32", "int8"), progress=print):
     Writes ``model_<quantization>.tflite``, the report's ``export`` section (one row per file)
     and ``keras_detection`` (the Keras model's mAP). Returns the Keras row, then the file rows.
     """
-    path = os.path.join("runs", name)
-    model_path = os.path.join(path, "model.keras")
-    if not os.path.isfile(model_path):
-        raise FileNotFoundError(f"no trained model at {model_path}: run `mobilekit train --task detect --name {name}`")
-    config = load_report(path).get("config", {})
-    model = keras.models.load_model(model_path)
+    path, config, model = load_trained_run(name, "--task detect")
     anchors = model_anchors(model, anchor_config(config))
     splits = detection_splits(config.get("data", "shapes"), int(model.inputs[0].shape[1]), seed=config.get("seed", 0))
     test = splits["test"]
@@ -92,15 +87,11 @@ def detect_quickstart(name="quickstart_detect", bench_runs=40, progress=print, *
 
     ``options`` override ``models.detection_train.DETECT_DEFAULTS`` (e.g. ``epochs``).
     """
-    from tflite.jobs import bench_files
-    from tflite.report import render
+    from tflite.quickstart import finish_quickstart
 
     start = time.perf_counter()
     path, _, splits = train_detection(name, progress=progress, **options)
     rows = export_detector(name, ("fp32", "int8"), progress=progress)
-    bench_files([os.path.join(path, row["file"]) for row in rows[1:]], runs=bench_runs, name=name, progress=progress)
     demo = demo_on_test_clip(path, splits["test"], "model_int8.tflite", progress=progress)
-    update_report(path, demo=demo, figures=["training_curves.png", "demo_montage.png"],
-                  quickstart={"seconds": round(time.perf_counter() - start, 1)})
-    progress(f"detection quickstart done in {time.perf_counter() - start:.0f} s: see {path}/report.md")
-    return render(path)
+    return finish_quickstart(path, name, [row["file"] for row in rows[1:]], demo, start, bench_runs,
+                             "detection quickstart", progress)

@@ -13,18 +13,24 @@ from tflite.inspect import operator_names
 from tflite.validation import validate
 
 
+def load_trained_run(name, task_flag=""):
+    """``(path, config, model)`` of the trained run ``runs/<name>/``, or a one-line error naming the
+    ``mobilekit train`` command (with ``task_flag``, e.g. ``--task detect``) that makes it."""
+    path = os.path.join("runs", name)
+    model_path = os.path.join(path, "model.keras")
+    if not os.path.isfile(model_path):
+        command = " ".join(filter(None, ["mobilekit train", task_flag, f"--name {name}"]))
+        raise FileNotFoundError(f"no trained model at {model_path}: run `{command}` first")
+    return path, load_report(path).get("config", {}), keras.models.load_model(model_path)
+
+
 def export(name, quantizations=("fp32", "int8"), progress=print):
     """Convert the trained ``runs/<name>/model.keras`` and validate each file on the test split.
 
     Calibration (int8) uses the training split; writes ``model_<quantization>.tflite`` and
     the report's ``export`` section. Returns the section's rows.
     """
-    path = os.path.join("runs", name)
-    model_path = os.path.join(path, "model.keras")
-    if not os.path.isfile(model_path):
-        raise FileNotFoundError(f"no trained model at {model_path}: run `mobilekit train --name {name}` first")
-    config = load_report(path).get("config", {})
-    model = keras.models.load_model(model_path)
+    path, config, model = load_trained_run(name)
     dataset = load_dataset(config.get("data", "digits"), config.get("image_size", model.inputs[0].shape[1]),
                            seed=config.get("seed", 0))
     rows = []

@@ -81,9 +81,16 @@ def quickstart(name="quickstart", epochs=DEFAULTS["epochs"], image_size=DEFAULTS
     path, _, dataset = train(name, arch=DEFAULTS["arch"], data=DEFAULTS["data"], image_size=image_size,
                              alpha=alpha, epochs=epochs, progress=progress)
     rows = export(name, ("fp32", "int8"), progress=progress)
-    bench_files([os.path.join(path, row["file"]) for row in rows], runs=bench_runs, name=name, progress=progress)
     demo = demo_on_test_clip(path, dataset, "model_int8.tflite", progress=progress)
+    return finish_quickstart(path, name, [row["file"] for row in rows], demo, start, bench_runs, "quickstart",
+                             progress)
+
+
+def finish_quickstart(path, name, files, demo, start, bench_runs, label, progress=print):
+    """Time the exported ``files`` (names in ``path``) side by side, record the demo section and the
+    run's duration in the report; return the rendered report."""
+    bench_files([os.path.join(path, file) for file in files], runs=bench_runs, name=name, progress=progress)
     update_report(path, demo=demo, figures=["training_curves.png", "demo_montage.png"],
                   quickstart={"seconds": round(time.perf_counter() - start, 1)})
-    progress(f"quickstart done in {time.perf_counter() - start:.0f} s: see {path}/report.md")
+    progress(f"{label} done in {time.perf_counter() - start:.0f} s: see {path}/report.md")
     return render(path)

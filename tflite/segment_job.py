@@ -8,17 +8,17 @@ import time
 
 import numpy as np
 
-from keras_layers.keras_api import keras
 from models.deeplab import build_segmenter
 from models.files import write_bytes, write_text
 from models.profile import profile
-from models.runs import load_report, run_dir, update_report
+from models.runs import run_dir, update_report
 from models.segmentation_data import load_segmentation_data
 from models.segmentation_train import (confusion_matrix, iou_from_confusion, mean_iou, predict_masks,
                                        train_segmenter)
 from models.train import with_preprocessing
 from tflite.converter import convert
 from tflite.inspect import operator_names
+from tflite.jobs import load_trained_run
 
 DEFAULTS = {"head": "lr_aspp", "backbone": "mobilenet_v3_large", "data": "shapes", "image_size": 96,
             "alpha": 1.0, "output_stride": 16, "epochs": 16, "batch_size": 32, "learning_rate": 5e-3,
@@ -92,13 +92,8 @@ def export_segmentation(name, quantizations=("fp32", "int8"), progress=print):
     int8 is calibrated on training images. Writes ``model_<quantization>.tflite`` and the
     report's ``export`` section; returns its rows.
     """
-    path = os.path.join("runs", name)
-    model_path = os.path.join(path, "model.keras")
-    if not os.path.isfile(model_path):
-        raise FileNotFoundError(f"no trained model at {model_path}: run `mobilekit train --task segment "
-                                f"--name {name}` first")
-    config = {**DEFAULTS, **load_report(path).get("config", {})}
-    model = keras.models.load_model(model_path)
+    path, config, model = load_trained_run(name, "--task segment")
+    config = {**DEFAULTS, **config}
     splits = _splits(config)
     classes = int(model.outputs[0].shape[-1])
     test_images, test_masks = splits["test"].images * 255.0, splits["test"].masks
@@ -133,15 +128,11 @@ def demo_on_test_clip(path, splits, model_file, frames=40, progress=print):
 
 def segment_quickstart(name="quickstart_segment", bench_runs=40, progress=print, **options):
     """Train, export, measure, time and demo a segmenter on the shapes; return the report."""
-    from tflite.jobs import bench_files
-    from tflite.report import render
+    from tflite.quickstart import finish_quickstart
 
     start = time.perf_counter()
     path, _, splits = train_segmentation(name, progress=progress, **options)
     rows = export_segmentation(name, ("fp32", "int8"), progress=progress)
-    bench_files([os.path.join(path, row["file"]) for row in rows], runs=bench_runs, name=name, progress=progress)
     demo = demo_on_test_clip(path, splits, "model_int8.tflite", progress=progress)
-    update_report(path, demo=demo, figures=["training_curves.png", "demo_montage.png"],
-                  quickstart={"seconds": round(time.perf_counter() - start, 1)})
-    progress(f"segmentation quickstart done in {time.perf_counter() - start:.0f} s: see {path}/report.md")
-    return render(path)
+    return finish_quickstart(path, name, [row["file"] for row in rows], demo, start, bench_runs,
+                             "segmentation quickstart", progress)
