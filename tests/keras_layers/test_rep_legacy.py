@@ -29,12 +29,13 @@ def test_rep_blocks_gradients_round_trip_and_convert(tmp_path):
 @pytest.mark.parametrize("builder", ["repvgg", "rm_resnet"])
 def test_reparameterize_is_exact_under_tf_keras(builder):
     import layer_contract
-    from models import repvgg as family
+    from models.blocks import Stage
+    from models.registry import build
     from models.reparameterize import reparameterize
 
     keras.utils.set_random_seed(1)
-    stages = (family.Stage(8, 2, 1), family.Stage(16, 2, 2))
-    model = getattr(family, builder)((32, 33, 3), stages=stages, classes=5, classifier_activation=None)
+    stages = (Stage(8, 2, 1), Stage(16, 2, 2))
+    model = build(builder, input_shape=(32, 33, 3), stages=stages, classes=5, classifier_activation=None)
     layer_contract.randomize_batch_norm(model)
     deployed = reparameterize(model)
     x = layer_contract.random_inputs((32, 33, 3), count=4)
