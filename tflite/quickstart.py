@@ -76,10 +76,15 @@ def demo_on_test_clip(path, dataset, model_file, frames=60, progress=print):
 
 def quickstart(name="quickstart", epochs=DEFAULTS["epochs"], image_size=DEFAULTS["image_size"],
                alpha=DEFAULTS["alpha"], bench_runs=60, progress=print):
-    """Run the whole path; return the run folder's report."""
+    """Run the whole path; return the run folder's report.
+
+    The cosine learning-rate schedule runs to its end (patience = epochs): on digits' 150
+    validation images early stopping fires while the rate is still high and costs test accuracy
+    (95.9% vs 99.6% in one run).
+    """
     start = time.perf_counter()
     path, _, dataset = train(name, arch=DEFAULTS["arch"], data=DEFAULTS["data"], image_size=image_size,
-                             alpha=alpha, epochs=epochs, progress=progress)
+                             alpha=alpha, epochs=epochs, patience=epochs, progress=progress)
     rows = export(name, ("fp32", "int8"), progress=progress)
     demo = demo_on_test_clip(path, dataset, "model_int8.tflite", progress=progress)
     return finish_quickstart(path, name, [row["file"] for row in rows], demo, start, bench_runs, "quickstart",
