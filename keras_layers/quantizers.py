@@ -142,17 +142,21 @@ class Quantizer:
         return f"{type(self).__name__}({self.get_config()})"
 
 
-class SteSign(Quantizer):
-    """Sign with the clipped-identity straight-through estimator (BNN, Hubara et al. 2016)."""
+class _ClippedSign(Quantizer):
+    """A sign quantizer whose straight-through gradient is cut off beyond ``clip_value``."""
 
     def __init__(self, clip_value=1.0):
         self.clip_value = float(clip_value)
 
-    def __call__(self, x):
-        return ste_sign(x, self.clip_value)
-
     def get_config(self):
         return {"clip_value": self.clip_value}
+
+
+class SteSign(_ClippedSign):
+    """Sign with the clipped-identity straight-through estimator (BNN, Hubara et al. 2016)."""
+
+    def __call__(self, x):
+        return ste_sign(x, self.clip_value)
 
 
 class ApproxSign(Quantizer):
@@ -162,19 +166,13 @@ class ApproxSign(Quantizer):
         return approx_sign(x)
 
 
-class MagnitudeAwareSign(Quantizer):
+class MagnitudeAwareSign(_ClippedSign):
     """Per-output-channel mean(|x|) * sign(x) (Bi-Real Net's magnitude-aware weights)."""
 
     per_channel_scale = True
 
-    def __init__(self, clip_value=1.0):
-        self.clip_value = float(clip_value)
-
     def __call__(self, x):
         return magnitude_aware_sign(x, self.clip_value)
-
-    def get_config(self):
-        return {"clip_value": self.clip_value}
 
 
 class UniformQuantizer(Quantizer):

@@ -28,6 +28,18 @@ def randomize_batch_norm(layer, seed=0):
             weight.assign(rng.normal(0, 0.3, weight.shape))
 
 
+def sign(x):
+    """NumPy sign with sign(0) = +1, the convention of the kit's binary quantizers."""
+    return np.where(x >= 0, 1.0, -1.0)
+
+
+def off_zero_inputs(input_shape, count, seed=0):
+    """Random inputs with |x| >= 0.25, whose signs survive int8 quantization (int8 rounding flips
+    the sign of values within half a step of 0)."""
+    x = random_inputs(input_shape, count, seed)
+    return (sign(x) * (0.25 + np.abs(x))).astype(np.float32)
+
+
 def random_inputs(input_shape, count=1, seed=0, scale=1.0):
     return (np.random.default_rng(seed).standard_normal((count, *input_shape)) * scale).astype(np.float32)
 

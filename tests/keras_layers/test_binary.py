@@ -17,10 +17,6 @@ def seeded():
     keras.utils.set_random_seed(3)
 
 
-def sign(x):
-    return np.where(x >= 0, 1.0, -1.0)
-
-
 def reference_conv(x, kernel, stride, padding, depthwise=False):
     """Direct sum over taps with zero padding (TensorFlow's 'same' split), in float64."""
     kh, kw = kernel.shape[:2]
@@ -45,7 +41,7 @@ def reference_conv(x, kernel, stride, padding, depthwise=False):
 def away_from_zero(shape, count, seed=4):
     """Inputs whose signs survive int8 input quantization (|x| >= 0.25)."""
     rng = np.random.default_rng(seed)
-    return (sign(rng.standard_normal((count, *shape))) * rng.uniform(0.25, 1.0, (count, *shape))).astype(np.float32)
+    return (layer_contract.sign(rng.standard_normal((count, *shape))) * rng.uniform(0.25, 1.0, (count, *shape))).astype(np.float32)
 
 
 @pytest.mark.parametrize("strides, padding", [(1, "same"), (2, "same"), (2, "valid")])
@@ -55,7 +51,7 @@ def test_xnor_conv_is_alpha_times_sign_conv_times_input_scale_k(strides, padding
     y = layer(x).numpy()
     w = layer.kernel.numpy().astype(np.float64)
     alpha = np.abs(w).mean(axis=(0, 1, 2))
-    binary = reference_conv(sign(x), sign(w), strides, padding)
+    binary = reference_conv(layer_contract.sign(x), layer_contract.sign(w), strides, padding)
     box = reference_conv(np.abs(x).mean(axis=-1, keepdims=True), np.full((3, 3, 1, 1), 1 / 9), strides, padding)
     np.testing.assert_allclose(y, binary * alpha * box, rtol=1e-5, atol=1e-6)
 
@@ -65,7 +61,7 @@ def test_xnor_depthwise_scales_each_channel_by_its_own_k_and_alpha():
     x = layer_contract.random_inputs(SHAPE, count=2)
     y = layer(x).numpy()
     w = layer.kernel.numpy().astype(np.float64)
-    binary = reference_conv(sign(x), sign(w) * np.abs(w).mean(axis=(0, 1)), 1, "same", depthwise=True)
+    binary = reference_conv(layer_contract.sign(x), layer_contract.sign(w) * np.abs(w).mean(axis=(0, 1)), 1, "same", depthwise=True)
     box = reference_conv(np.abs(x), np.full((3, 3, 5, 1), 1 / 9), 1, "same", depthwise=True)
     np.testing.assert_allclose(y, binary * np.repeat(box, 2, axis=-1), rtol=1e-5, atol=1e-6)
 
@@ -75,21 +71,21 @@ def test_xnor_and_bwn_dense():
     xnor, bwn = xnor_dense(4, use_bias=True, bias_initializer="ones"), bwn_dense(4)
     y_xnor, y_bwn = xnor(x).numpy(), bwn(x).numpy()
     w = xnor.kernel.numpy().astype(np.float64)
-    expected = sign(x) @ (sign(w) * np.abs(w).mean(axis=0)) * np.abs(x).mean(axis=-1, keepdims=True) + 1
+    expected = layer_contract.sign(x) @ (layer_contract.sign(w) * np.abs(w).mean(axis=0)) * np.abs(x).mean(axis=-1, keepdims=True) + 1
     np.testing.assert_allclose(y_xnor, expected, rtol=1e-5)
     w = bwn.kernel.numpy().astype(np.float64)
-    np.testing.assert_allclose(y_bwn, x @ (sign(w) * np.abs(w).mean(axis=0)), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(y_bwn, x @ (layer_contract.sign(w) * np.abs(w).mean(axis=0)), rtol=1e-5, atol=1e-6)
 
 
 def test_kernel_gradient_is_the_straight_through_estimate():
-    """y = conv(x, sign(W)): dL/dW = dL/dsign(W) where |W| <= clip, else 0."""
+    """y = conv(x, layer_contract.sign(W)): dL/dW = dL/dsign(W) where |W| <= clip, else 0."""
     layer = QuantConv2D(4, 3, kernel_clip=None)
     x = tf.constant(layer_contract.random_inputs(SHAPE, count=2))
     layer(x)
     w = layer.kernel.numpy()
     w[0, 0] = 1.5  # some latent weights outside the clip range of the estimator
     layer.kernel.assign(w)
-    binary = tf.constant(sign(w).astype(np.float32))
+    binary = tf.constant(layer_contract.sign(w).astype(np.float32))
     with tf.GradientTape(persistent=True) as tape:
         tape.watch(binary)
         loss = tf.reduce_sum(tf.square(layer(x)))
@@ -100,10 +96,10 @@ def test_kernel_gradient_is_the_straight_through_estimate():
 
 
 def test_input_gradient_is_the_straight_through_estimate():
-    """y = conv(sign(x), W): dL/dx = dL/dsign(x) where |x| <= 1, else 0."""
+    """y = conv(layer_contract.sign(x), W): dL/dx = dL/dsign(x) where |x| <= 1, else 0."""
     layer = QuantConv2D(4, 3, input_quantizer="ste_sign", kernel_quantizer=None)
     x = tf.constant(layer_contract.random_inputs(SHAPE, count=2))
-    binary = tf.constant(sign(x.numpy()).astype(np.float32))
+    binary = tf.constant(layer_contract.sign(x.numpy()).astype(np.float32))
     with tf.GradientTape(persistent=True) as tape:
         tape.watch([x, binary])
         loss = tf.reduce_sum(tf.square(layer(x)))

@@ -17,14 +17,8 @@ def seeded():
     keras.utils.set_random_seed(2)
 
 
-def sign(x):
-    return np.where(x >= 0, 1.0, -1.0)
-
-
 def off_zero(shape, count, seed=4):
-    """Inputs whose signs survive int8 quantization (|x| >= 0.25)."""
-    x = layer_contract.random_inputs(shape, count, seed)
-    return (sign(x) * (0.25 + np.abs(x))).astype(np.float32)
+    return layer_contract.off_zero_inputs(shape, count, seed)
 
 
 def np_avg_pool_3x3_s2(x):
@@ -88,8 +82,8 @@ def test_poke_conv_matches_its_formula():
         gamma, beta, mean, variance = (w.numpy() for w in norm.weights)
         return (values - mean) / np.sqrt(variance + norm.epsilon) * gamma + beta
 
-    kernel = sign(layer.conv.kernel.numpy())
-    conv = tf.nn.conv2d(sign(x), kernel, 1, "SAME").numpy()
+    kernel = layer_contract.sign(layer.conv.kernel.numpy())
+    conv = tf.nn.conv2d(layer_contract.sign(x), kernel, 1, "SAME").numpy()
     local = np.concatenate([x, np.zeros((2, 4, 4, 4))], -1)
     long = np_avg_pool_3x3_s2(np.concatenate([block, block[..., :4]], -1))
     z = np_dprelu(bn(conv, layer.bn) + local + long, layer.dprelu)

@@ -18,10 +18,6 @@ def seeded():
     keras.utils.set_random_seed(4)
 
 
-def sign(x):
-    return np.where(x >= 0, 1.0, -1.0)
-
-
 @pytest.mark.parametrize("input_replicas, output_replicas", [(1, 4), (2, 1), (2, 2)])
 def test_rep_conv_is_the_binary_conv_of_the_replicated_input_replicated(input_replicas, output_replicas):
     layer = RepConv(8, 3, strides=2, input_replicas=input_replicas, output_replicas=output_replicas,
@@ -29,7 +25,7 @@ def test_rep_conv_is_the_binary_conv_of_the_replicated_input_replicated(input_re
     x = layer_contract.random_inputs(SHAPE, count=2)
     y = layer(x).numpy()
     assert layer.kernel.shape == (3, 3, 4 * input_replicas, 8 // output_replicas)
-    maps = tf.nn.conv2d(sign(np.concatenate([x] * input_replicas, -1)), sign(layer.kernel.numpy()), 2, "SAME").numpy()
+    maps = tf.nn.conv2d(layer_contract.sign(np.concatenate([x] * input_replicas, -1)), layer_contract.sign(layer.kernel.numpy()), 2, "SAME").numpy()
     np.testing.assert_allclose(y, np.concatenate([maps] * output_replicas, -1), rtol=1e-6)
 
 
@@ -76,8 +72,7 @@ def test_tflite_fp32_and_int8_match_keras():
     """The signed input is kept off zero: int8 rounding flips signs within half a step of 0."""
     inputs = keras.Input(SHAPE)
     model = keras.Model(inputs, RepConv(8, 3, output_replicas=4, input_quantizer="ste_sign", scale="xnor")(inputs))
-    x = layer_contract.random_inputs(SHAPE, count=16, seed=6)
-    data = (sign(x) * (0.25 + np.abs(x))).astype(np.float32)
+    data = layer_contract.off_zero_inputs(SHAPE, count=16, seed=6)
     expected = model.predict(data, verbose=0)
     for quantization, tolerance in (("fp32", 1e-5), ("int8", 0.05)):
         model_bytes = convert(model, quantization, representative_data=data, io_dtype="float32")
