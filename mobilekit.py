@@ -125,12 +125,13 @@ def _bench(args):
 
 
 def _zoo(args):
-    from tflite.zoo import ZOO, run_zoo
+    from tflite.zoo import LARGE_ZOO, ZOO, run_zoo
 
-    entries = [e for e in ZOO if not args.only or e.label in args.only or e.arch in args.only]
+    pool = ZOO + LARGE_ZOO if args.all or args.only else ZOO
+    entries = [e for e in pool if not args.only or e.label in args.only or e.arch in args.only]
     if not entries:
         raise ValueError(f"--only {' '.join(args.only)} matches no zoo entry: expected labels or architectures "
-                         f"among {', '.join(e.label for e in ZOO)}")
+                         f"among {', '.join(e.label for e in pool)}")
     rows = run_zoo(name=args.name, entries=entries, **_given(args, "image_size", "epochs", "seed", "runs"))
     print(f"{'model':22} {'params':>10} {'MMACs':>8} {'fp32 ms':>8} {'int8 ms':>8} {'int8 KB':>8} {'int8 acc':>8}")
     for row in rows:
@@ -149,11 +150,11 @@ def _binary(args):
     seeds = {} if args.seeds is None else {"seeds": tuple(range(args.seeds))}
     table = run_binary_table(name=args.name, rows=rows, **_given(args, "epochs"), **seeds)
     print(f"{'model':20} {'accuracy':>15} {'params':>8} {'binary MACs':>12} {'ACE':>14} {'weight KB':>9} "
-          f"{'int8 agree':>10}")
+          f"{'binary agree':>12} {'binary KB':>9} {'int8 agree':>10}")
     for row in table:
         print(f"{row['model']:20} {row['accuracy_mean']:8.4f}+-{row['accuracy_std']:.4f} {row['params']:8,} "
               f"{row['binary_macs']:12,} {row['ace']:14,} {row['weight_bits'] / 8192:9.1f} "
-              f"{row['int8_agreement']:10.4f}")
+              f"{row['binary_agreement']:12.4f} {row['binary_bytes'] / 1024:9.1f} {row['int8_agreement']:10.4f}")
     print(f"wrote runs/{args.name}/report.md")
 
 
@@ -271,9 +272,12 @@ def build_parser():
                               description="Train each zoo network briefly on digits at one input size, export "
                                           "fp32 and int8, validate and time them; one table and a scatter plot.")
     zoo.add_argument("--name", default="zoo", help="run folder under runs/ (default zoo)")
-    zoo.add_argument("--only", nargs="+", help="zoo labels or architecture names to include (default all)")
+    zoo.add_argument("--only", nargs="+", help="zoo labels or architecture names to include, the large ones too "
+                                               "(default every network but the large ones)")
+    zoo.add_argument("--all", action="store_true", help="add the ImageNet-size networks (ResNet-18/50, "
+                                                        "DenseNet-121, RegNetX/G-GhostNet-3.2GF): about 10 more minutes")
     zoo.add_argument("--image-size", type=int, help="square input size (default 32)")
-    zoo.add_argument("--epochs", type=int, help="epochs per network (default 8)")
+    zoo.add_argument("--epochs", type=int, help="epochs per network (default 4)")
     zoo.add_argument("--seed", type=int, help="seed of split, initialization and shuffling (default 0)")
     zoo.add_argument("--runs", type=int, help="timed invocations per model (default 30)")
     zoo.set_defaults(handler=_zoo)

@@ -33,7 +33,9 @@ tap of a strided 3x3 kernel reads the same pixel as the strided 1x1 convolution;
 
 Each block is one layer with a ``deploy`` flag: ``deploy=False`` is the training form,
 ``deploy=True`` the folded one, and ``fold()`` returns the deploy form's weights
-(``models.reparameterize`` clones a whole model that way).
+(``models.reparameterize`` clones a whole model that way). ``plain_layers()`` spells a deploy
+block out as Keras built-in layers (zero padding, convolution, ReLU per convolution), so that
+tools reading a graph of built-in layers (channel pruning, TFMOT) see a plain network.
 """
 import numpy as np
 import tensorflow as tf
@@ -98,6 +100,19 @@ class _FoldableBlock(layers.Layer):
     def count_macs(self):
         return int(self.out_pixels * self._macs_per_pixel())
 
+    def plain_layers(self):
+        """The deploy form as ``[(layer, weights)]`` of new Keras built-in layers, applied in order:
+        ``ZeroPadding2D(1)``, the ``valid`` convolution with its weights, ``ReLU``, per convolution."""
+        if not self.deploy:
+            raise ValueError(f"{self.name}: plain_layers needs the deploy form (models.reparameterize first)")
+        plain = []
+        for conv in self._deploy_convs():
+            name = f"{self.name}_{conv.name}"
+            plain += [(layers.ZeroPadding2D(1, name=f"{name}_pad"), []),
+                      (layers.Conv2D.from_config({**conv.get_config(), "name": name}), conv.get_weights()),
+                      (layers.ReLU(name=f"{name}_relu"), [])]
+        return plain
+
     def get_config(self):
         return {**super().get_config(), "filters": self.filters, "strides": self.strides, "deploy": self.deploy}
 
@@ -138,6 +153,9 @@ class RepVGGBlock(_FoldableBlock):
         if self.identity is not None:
             y = y + self.identity(inputs, training=training)
         return tf.nn.relu(y)
+
+    def _deploy_convs(self):
+        return (self.conv,)
 
     def _macs_per_pixel(self):
         return (9 if self.deploy else 10) * self.in_channels * self.filters
@@ -198,6 +216,9 @@ class RMResBlock(_FoldableBlock):
         shortcut = inputs if self.projection is None else self.projection_bn(self.projection(inputs),
                                                                              training=training)
         return tf.nn.relu(x + shortcut)
+
+    def _deploy_convs(self):
+        return self.conv1, self.conv2
 
     def _macs_per_pixel(self):
         if self.deploy:

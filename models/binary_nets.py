@@ -28,11 +28,11 @@ class scores. The primary-capsule sizes are arguments (the paper's are not repro
 """
 from typing import NamedTuple, Optional
 
-from keras_layers.binary import QuantConv2D
+from keras_layers.binary import QuantConv2D, QuantDepthwiseConv2D
 from keras_layers.capsules import XNIDR, XNODR, CapsuleLength, Squash
 from keras_layers.keras_api import keras
 from keras_layers.poke import POKE_INPUT_QUANTIZER as POKE_SIGN
-from keras_layers.poke import PokeConv, ReshapeShortcut
+from keras_layers.poke import DPReLU, PokeConv, ReshapeShortcut
 from keras_layers.repconv import RepConv
 from models.blocks import classifier_head
 from models.mobilenet_v2 import check_builder_args, mobilenet_v2
@@ -77,19 +77,39 @@ RESNET_8 = (Stage("basic", 1, 16, 1), Stage("basic", 1, 32, 2), Stage("basic", 1
 
 
 class Stem(NamedTuple):
-    """The float first layer: a ``kernel`` x ``kernel`` convolution with ``strides``, then
-    3x3/2 max pooling when ``pool``; its channels are the first stage's (64 for ``imagenet``)."""
+    """The first layer: a float ``kernel`` x ``kernel`` convolution with ``strides``, then 3x3/2
+    max pooling when ``pool``; or, with ``poke``, PokeBNN's PokeInit (``_poke_init``). Its
+    channels are the first stage's (64 for ``imagenet`` and ``poke``)."""
 
     kernel: int
     strides: int
     pool: bool
+    poke: bool = False
 
 
 STEMS = {
     "cifar": Stem(3, 1, False),
     "strided": Stem(3, 2, False),  # small inputs upsampled to 32x32 (8x8 digits): a quarter of the MACs
     "imagenet": Stem(7, 2, True),
+    "poke": Stem(4, 4, False, True),  # PokeInit: the ImageNet stem's stride 4
+    "poke_strided": Stem(2, 2, False, True),  # PokeInit at the ``strided`` stem's stride 2
 }
+POKE_INIT_KERNELS = "dorefa_8bit"  # PokeInit's convolutions are 8-bit
+
+
+def _poke_init(x, stem, channels):
+    """PokeInit (Zhang et al., PokeBNN, 2022): a ``kernel`` x ``kernel`` convolution with stride
+    ``kernel`` (no input pixel is read twice) to ``channels / 2`` maps, BN, DPReLU, then a 3x3
+    convolution grouped by input map (a depthwise convolution with depth multiplier 2) to
+    ``channels``, BN, DPReLU; both with 8-bit kernels. The released PokeBNN code leaves the
+    group count a hyper-parameter; one input map per group of two outputs is the choice here."""
+    groups = max(1, channels // 2)
+    x = QuantConv2D(groups, stem.kernel, stem.strides, padding="valid", kernel_quantizer=POKE_INIT_KERNELS,
+                    kernel_clip=None, name="stem_conv")(x)
+    x = DPReLU(name="stem_dprelu")(layers.BatchNormalization(name="stem_bn", **BN_KWARGS)(x))
+    x = QuantDepthwiseConv2D(3, depth_multiplier=channels // groups, kernel_quantizer=POKE_INIT_KERNELS,
+                             kernel_clip=None, name="stem_group_conv")(x)
+    return DPReLU(name="stem_group_dprelu")(layers.BatchNormalization(name="stem_group_bn", **BN_KWARGS)(x))
 
 
 def _check_variant(variant):
@@ -112,8 +132,10 @@ def _conv(filters, kernel, strides, output_replicas, kernel_quantizer, **quantiz
 
 
 def _stem(x, stem, channels, replicas):
-    """The float stem ``STEMS[stem]``; with RepTran its ``channels`` maps are replicated ``replicas`` times."""
-    kernel, strides, pool = STEMS[stem]
+    """The stem ``STEMS[stem]``; with RepTran its ``channels`` maps are replicated ``replicas`` times."""
+    kernel, strides, pool, poke = STEMS[stem]
+    if poke:
+        return _poke_init(x, STEMS[stem], channels * replicas)
     x = _conv(channels * replicas, kernel, strides, replicas, name="stem_conv", kernel_quantizer=None)(x)
     x = layers.ReLU(name="stem_relu")(layers.BatchNormalization(name="stem_bn", **BN_KWARGS)(x))
     if pool:
@@ -156,7 +178,8 @@ def binary_resnet(input_shape=(32, 32, 3), include_top=True, weights=None, class
         input_shape, include_top, weights, classes, pooling, classifier_activation: as in
             ``keras.applications`` (``weights`` must be None).
         stages: a basic-block stage table (``RESNET_20``, ``RESNET_18`` of ``models.resnet``, ``RESNET_8``).
-        stem: a key of ``STEMS``: ``cifar`` (3x3), ``strided`` (3x3/2) or ``imagenet`` (7x7/2, max pooling).
+        stem: a key of ``STEMS``: ``cifar`` (3x3), ``strided`` (3x3/2), ``imagenet`` (7x7/2, max pooling),
+            ``poke`` (PokeInit, stride 4) or ``poke_strided`` (PokeInit, stride 2).
         variant: a key of ``VARIANTS``.
     """
     check_builder_args(input_shape, weights, include_top, classes)
@@ -166,7 +189,7 @@ def binary_resnet(input_shape=(32, 32, 3), include_top=True, weights=None, class
     if any(stage.kind != "basic" for stage in stages):
         raise ValueError(f"binary ResNets use basic blocks, got {[stage.kind for stage in stages]}")
     inputs = keras.Input(shape=input_shape)
-    x = _stem(inputs, stem, 64 if stem == "imagenet" else stages[0].channels, precision.replicas)
+    x = _stem(inputs, stem, 64 if stem in ("imagenet", "poke") else stages[0].channels, precision.replicas)
     for stage_id, stage in enumerate(stages, start=2):
         for repeat in range(stage.repeats):
             x = _basic_block(x, stage.channels, stage.stride if repeat == 0 else 1, precision,
@@ -182,8 +205,10 @@ def binary_resnet20(input_shape=(32, 32, 3), classes=10, variant="xnor", **kwarg
 
 
 def binary_resnet18(input_shape=(224, 224, 3), classes=1000, variant="xnor", **kwargs):
-    """ImageNet ResNet-18 (4 stages of 2 basic blocks, widths 64-512) in ``variant`` precision."""
-    return binary_resnet(input_shape, classes=classes, stages=RESNET_18, stem="imagenet", variant=variant,
+    """ImageNet ResNet-18 (4 stages of 2 basic blocks, widths 64-512) in ``variant`` precision;
+    the PokeBNN variant starts with PokeInit instead of the 7x7 convolution and max pooling."""
+    stem = "poke" if variant == "pokebnn" else "imagenet"
+    return binary_resnet(input_shape, classes=classes, stages=RESNET_18, stem=stem, variant=variant,
                          name=f"resnet18_{variant}", **kwargs)
 
 

@@ -16,7 +16,9 @@ G-Ghost stages, with lambda = 0.5.
 group width 48) so built: at 224x224 and 1000 classes about 10.5M parameters and 1.8B
 multiply-adds, the authors' table for G-Ghost-RegNetX-3.2GF (77.8% top-1), against
 15.3M / 3.2G for the RegNetX-3.2GF (``REGNETX_3_2GF``, ``keras.applications.RegNetX032``
-layer for layer) it is made from.
+layer for layer) it is made from. ``G_GHOST_REGNETX_200MF`` / ``REGNETX_200MF`` are the same on
+RegNetX-200MF (depths 1, 1, 4, 7; widths 24, 56, 152, 368; group width 8;
+``keras.applications.RegNetX002``), the size the kit's digits zoo can afford.
 """
 from typing import NamedTuple
 
@@ -50,6 +52,13 @@ G_GHOST_REGNETX_3_2GF = (
     Stage(2, 1008, 48, False),
 )
 REGNETX_3_2GF = tuple(stage._replace(g_ghost=False) for stage in G_GHOST_REGNETX_3_2GF)
+G_GHOST_REGNETX_200MF = (  # the smallest RegNetX (keras.applications.RegNetX002), for small budgets
+    Stage(1, 24, 8, False),
+    Stage(1, 56, 8, False),
+    Stage(4, 152, 8, True),
+    Stage(7, 368, 8, True),
+)
+REGNETX_200MF = tuple(stage._replace(g_ghost=False) for stage in G_GHOST_REGNETX_200MF)
 
 
 def _conv_bn(x, filters, kernel, stride=1, groups=1, relu=True, name="conv"):

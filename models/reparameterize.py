@@ -5,6 +5,11 @@ RepVGG blocks, RMNet Reserve-and-Merge residual blocks) is replaced by its ``dep
 form carrying the folded weights; every other layer is cloned with its weights. The outputs
 are unchanged with batch norm in inference mode (Ding et al., "RepVGG", CVPR 2021; Meng et
 al., "RMNet", 2021).
+
+``plain_network`` goes one step further: the deploy form as a chain of Keras built-in layers
+(zero padding, convolution, ReLU), which is what RMNet's removal of the residual connections
+is for: every convolution's width becomes free to prune (``tflite.qsfm``), including the block
+outputs that the shortcuts of a ResNet tie together.
 """
 from keras_layers.keras_api import keras
 
@@ -24,3 +29,23 @@ def reparameterize(model):
     for layer, target in zip(model.layers, deployed.layers):  # clone_model keeps the layer order
         target.set_weights(layer.fold() if hasattr(layer, "fold") else layer.get_weights())
     return deployed
+
+
+def _clone(layer):
+    return [(type(layer).from_config(layer.get_config()), layer.get_weights())]
+
+
+def plain_network(model):
+    """Return ``model``'s deploy form with each folded block spelled out as built-in layers
+    (``plain_layers()`` of ``keras_layers.rep``); ``model`` must be a chain (each layer reads
+    the previous one), as RepVGG and RMNet networks are."""
+    deployed = reparameterize(model)
+    chain = deployed.layers
+    if any(layer.input is not previous.output for previous, layer in zip(chain, chain[1:])):
+        raise ValueError(f"plain_network needs a chain of layers, and {model.name} branches")
+    x = inputs = keras.Input(deployed.input_shape[1:])
+    for layer in chain[1:]:
+        for plain, weights in layer.plain_layers() if hasattr(layer, "plain_layers") else _clone(layer):
+            x = plain(x)
+            plain.set_weights(weights)
+    return keras.Model(inputs, x, name=f"{deployed.name}_plain")

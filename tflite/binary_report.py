@@ -5,9 +5,10 @@ Rep-XNOR) is the same small ResNet (``RESNET_8`` with a stride-2 stem by default
 the kit's recipe on the same split for the same epochs from each of several seeds. The table
 gives test accuracy as mean and standard deviation over the seeds, and the costs of
 ``models.profile``: MACs, binary MACs, ACE (MACs weighted by operand bits, PokeBNN) and the
-weight storage in bits. The first seed's model is also converted to TFLite with int8 weights
-and float activations (``dynamic``) and to full int8, and validated against Keras on the test
-split (top-1 agreement and accuracy of each file).
+weight storage in bits. The first seed's model is also converted to TFLite three ways and
+validated against Keras on the test split (top-1 agreement, accuracy and bytes of each file):
+``binary`` (the fp32 file with its binary kernels as int8 signs, ``tflite.binary_export``: the
+faithful path), ``dynamic`` (int8 weights, activations quantized on the fly) and full ``int8``.
 """
 import os
 import time
@@ -21,15 +22,17 @@ from models.plots import plt, save_figure
 from models.profile import profile
 from models.runs import run_dir, update_report
 from models.train import evaluate_accuracy, train_classifier, with_preprocessing
+from tflite.binary_export import int8_binary_kernels
 from tflite.converter import convert
 from tflite.validation import validate
 
 
 class TableRow(NamedTuple):
-    """One row: a label and a key of ``VARIANTS``."""
+    """One row: a label, a key of ``VARIANTS`` and a key of ``STEMS`` (None: the table's stem)."""
 
     label: str
     variant: str
+    stem: str = None
 
 
 ROWS = (
@@ -38,6 +41,7 @@ ROWS = (
     TableRow("XNOR", "xnor"),
     TableRow("QNN W1A2", "qnn"),
     TableRow("PokeBNN-style", "pokebnn"),
+    TableRow("PokeBNN + PokeInit", "pokebnn", "poke_strided"),
     TableRow("Rep-XNOR (beta=2)", "rep_xnor"),
 )
 
@@ -48,15 +52,17 @@ def _costs(model):
 
 
 def _tflite_checks(model, dataset):
-    """Top-1 agreement and accuracy of the ``dynamic`` (int8 weights, float activations) and full
-    ``int8`` files: int8 activations round values near 0 to 0, which flips the sign a binary input
-    layer takes of them, so XNOR-style networks need float activations on the device."""
-    checks = {}
+    """Top-1 agreement, accuracy and bytes of the ``binary``, ``dynamic`` and full ``int8`` files:
+    int8 activations round values near 0 to 0, which flips the sign a binary input layer takes of
+    them, so XNOR-style networks need float activations on the device."""
+    files = {"binary": int8_binary_kernels(convert(model, "fp32"))[0]}
     for quantization in ("dynamic", "int8"):
-        model_bytes = convert(model, quantization, representative_data=dataset.train[0])
+        files[quantization] = convert(model, quantization, representative_data=dataset.train[0])
+    checks = {}
+    for kind, model_bytes in files.items():
         check = validate(model_bytes, model, *dataset.test)
-        checks.update({f"{quantization}_agreement": check["top1_agreement"],
-                       f"{quantization}_accuracy": check["tflite_accuracy"]})
+        checks.update({f"{kind}_agreement": check["top1_agreement"], f"{kind}_accuracy": check["tflite_accuracy"],
+                       f"{kind}_bytes": len(model_bytes)})
     return checks
 
 
@@ -64,9 +70,9 @@ def train_variant(row, dataset, path, stages, stem, image_size, epochs, batch_si
     """Train ``row`` once per seed; return its table row."""
     accuracies, seconds, extra = [], 0.0, {}
     for seed in seeds:
-        model = with_preprocessing(binary_resnet((image_size, image_size, 3), classes=10, stages=stages, stem=stem,
-                                                 variant=row.variant))
-        folder = os.path.join(path, f"{row.variant}_seed{seed}")
+        model = with_preprocessing(binary_resnet((image_size, image_size, 3), classes=10, stages=stages,
+                                                 stem=row.stem or stem, variant=row.variant))
+        folder = os.path.join(path, f"{row.variant}{'_' + row.stem if row.stem else ''}_seed{seed}")
         start = time.perf_counter()
         model, _ = train_classifier(model, dataset, folder, epochs=epochs, batch_size=batch_size, patience=epochs,
                                     seed=seed, verbose=0)
@@ -76,7 +82,7 @@ def train_variant(row, dataset, path, stages, stem, image_size, epochs, batch_si
         if seed == seeds[0]:
             costs = _costs(model)
             extra = _tflite_checks(model, dataset)
-    return {"model": row.label, "variant": row.variant, "accuracy_mean": float(np.mean(accuracies)),
+    return {"model": row.label, "variant": row.variant, "stem": row.stem or stem, "accuracy_mean": float(np.mean(accuracies)),
             "accuracy_std": float(np.std(accuracies)), "accuracies": accuracies, **costs, **extra,
             "train_s": round(seconds, 1)}
 

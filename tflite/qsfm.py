@@ -29,10 +29,10 @@ Here, for each prunable channel group (below), on calibration images, group afte
    the compensated ones.
 
 A channel group is found from the graph: a Conv2D whose output runs through channel-wise
-layers only (batch norm, activations, depthwise convolutions, global average pooling), each used once,
-into one convolution or dense layer. That is the inner width of a ResNet basic block, the
-expansion of a MobileNetV2 inverted residual (expand -> depthwise -> project) and every layer
-of a plain CNN; outputs that feed a residual addition are left alone (their width is tied to
+layers only (batch norm, activations, depthwise convolutions, zero padding, global average
+pooling), each used once, into one convolution or dense layer. That is the inner width of a
+ResNet basic block, the expansion of a MobileNetV2 inverted residual (expand -> depthwise ->
+project) and every layer of a plain CNN, such as an RMNet (``models.reparameterize.plain_network``); outputs that feed a residual addition are left alone (their width is tied to
 the shortcut). Works under both Keras generations; ``fine_tune`` from ``tflite.qat`` can
 follow.
 """
@@ -45,8 +45,10 @@ from models.profile import leaf_layers
 from tflite.qat import inbound_names, output_names
 
 layers = keras.layers
-CHANNELWISE = (layers.BatchNormalization, layers.ReLU, layers.Activation, layers.DepthwiseConv2D)
+CHANNELWISE = (layers.BatchNormalization, layers.ReLU, layers.Activation, layers.DepthwiseConv2D,
+               layers.ZeroPadding2D)
 POOLING = (layers.GlobalAveragePooling2D,)  # linear, so compensation passes through it
+NOT_MEASURED = POOLING + (layers.ZeroPadding2D,)  # the maps are compared before pooling and padding
 
 
 class ChannelGroup(NamedTuple):
@@ -111,7 +113,7 @@ def channel_groups(model):
                     else ""
                 pooled = [f for f in followers if isinstance(graph.get_layer(f), POOLING)]
                 if not isinstance(nxt, layers.Dense) or pooled:
-                    maps = [f for f in followers if not isinstance(graph.get_layer(f), POOLING)]
+                    maps = [f for f in followers if not isinstance(graph.get_layer(f), NOT_MEASURED)]
                     measure = (maps or [layer.name])[-1]
                     groups.append(ChannelGroup(layer.name, tuple(followers), measure, nxt.name, bn))
                 break

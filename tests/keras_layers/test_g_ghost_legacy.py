@@ -26,10 +26,14 @@ def test_g_ghost_stage_round_trips_and_converts(tmp_path):
     layer_contract.assert_tflite_matches_keras(model, (5, 6, 8), samples=16)
 
 
-def test_regnetx_parameters_equal_tf_keras_applications():
-    from models.g_ghostnet import REGNETX_3_2GF, g_ghostnet
+@pytest.mark.parametrize("table, reference, params", [
+    ("REGNETX_3_2GF", "RegNetX032", 15_359_112), ("REGNETX_200MF", "RegNetX002", 2_705_640)])
+def test_regnetx_parameters_equal_tf_keras_applications(table, reference, params):
+    from models.g_ghostnet import REGNETX_3_2GF, REGNETX_200MF, g_ghostnet
 
-    ours = g_ghostnet((32, 32, 3), stages=REGNETX_3_2GF)  # parameters do not depend on the input size
-    reference = keras.applications.RegNetX032(input_shape=(32, 32, 3), weights=None, include_preprocessing=False)
-    assert ours.count_params() == reference.count_params() == 15_359_112
+    stages = {"REGNETX_3_2GF": REGNETX_3_2GF, "REGNETX_200MF": REGNETX_200MF}[table]
+    ours = g_ghostnet((32, 32, 3), stages=stages)  # parameters do not depend on the input size
+    reference = getattr(keras.applications, reference)(input_shape=(32, 32, 3), weights=None,
+                                                        include_preprocessing=False)
+    assert ours.count_params() == reference.count_params() == params
     assert len(ours.trainable_weights) == len(reference.trainable_weights)

@@ -64,6 +64,17 @@ def test_variant_networks_run_and_resnet18_takes_the_imagenet_stem():
     assert build("binary_resnet20", variant="pokebnn").name == "resnet20_pokebnn"
 
 
+def test_pokebnn_resnet18_starts_with_poke_init():
+    """PokeInit: an 8-bit 4x4/4 convolution (no pixel read twice) to 32 maps, then an 8-bit 3x3
+    convolution grouped by input map to the 64 channels of the first stage."""
+    model = binary_resnet18(input_shape=(32, 32, 3), classes=5, variant="pokebnn")
+    conv, grouped = model.get_layer("stem_conv"), model.get_layer("stem_group_conv")
+    assert tuple(conv.kernel_size) == tuple(conv.strides) == (4, 4) and conv.padding == "valid"
+    assert conv.kernel_bits == grouped.kernel_bits == 8
+    assert tuple(conv.output.shape) == (None, 8, 8, 32) and tuple(grouped.output.shape) == (None, 8, 8, 64)
+    assert profile(model)["layers"]["stem_group_conv"] == 8 * 8 * 64 * 9  # one input map per output
+
+
 def test_capsule_mobilenet_v2_is_the_backbone_plus_primary_capsules_and_the_capsule_layer():
     model = capsule_mobilenet_v2((32, 32, 3), alpha=0.35, classes=10, capsule_layer="xnodr")
     height, width, channels = model.get_layer("head_relu6").output.shape[1:]  # the backbone's last layer

@@ -5,7 +5,8 @@ import pytest
 import layer_contract
 from keras_layers.keras_api import keras
 from keras_layers.rep import RepVGGBlock, RMResBlock
-from models.reparameterize import reparameterize
+from models.reparameterize import plain_network, reparameterize
+from models.registry import build
 from models.repvgg import REPVGG_A0, Stage, repvgg, rm_resnet
 from tflite import convert, operator_names
 
@@ -58,6 +59,17 @@ def test_reparameterized_network_has_the_same_outputs(kind):
     assert relative_difference(model, deployed, model.input_shape[1:]) <= 1e-4
 
 
+@pytest.mark.parametrize("kind", NETWORKS)
+def test_plain_network_spells_the_deploy_form_out_in_built_in_layers(kind):
+    model = trained(NETWORKS[kind]())
+    plain = plain_network(model)
+    built_in = (keras.layers.InputLayer, keras.layers.ZeroPadding2D, keras.layers.Conv2D, keras.layers.ReLU,
+                keras.layers.BatchNormalization, keras.layers.GlobalAveragePooling2D, keras.layers.Dense)
+    assert all(type(layer) in built_in for layer in plain.layers), [type(layer) for layer in plain.layers]
+    assert plain.count_params() == reparameterize(model).count_params()
+    assert relative_difference(model, plain, model.input_shape[1:]) <= 1e-4
+
+
 def test_deployed_networks_are_plain_conv_relu_chains_in_tflite():
     for kind, build in NETWORKS.items():
         model = build()
@@ -91,6 +103,8 @@ def test_deploy_flag_builds_the_folded_architecture_directly():
 
 @pytest.mark.parametrize("call, message", [
     (lambda: reparameterize(RepVGGBlock(8)), "functional keras.Model"),
+    (lambda: plain_network(build("resnet20", input_shape=SHAPE)), "chain"),
+    (lambda: RepVGGBlock(8).plain_layers(), "deploy form"),
     (lambda: repvgg(SHAPE, width=0), "width"),
     (lambda: rm_resnet((16, 16, 3)), "input_shape")])
 def test_bad_arguments_get_one_line_errors(call, message):

@@ -6,7 +6,8 @@ from demo_app.runtime import TFLiteModel
 from keras_layers.binary import (QuantConv2D, QuantDense, bwn_conv2d, bwn_dense, bwn_depthwise_conv2d,
                                  xnor_depthwise_conv2d)
 from keras_layers.keras_api import keras
-from tflite import bitpack, convert
+from tflite import bitpack, convert, custom_operators, operator_names
+from tflite.binary_export import binary_channel_scales, int8_binary_kernels
 
 SHAPE = (8, 8, 8)
 
@@ -109,3 +110,31 @@ def test_int8_tflite_stores_a_binary_kernel_as_plus_minus_127_per_channel(make, 
     np.testing.assert_array_equal(kernel == 127, w >= 0)
     scales = kernels[0]["quantization_parameters"]["scales"]
     np.testing.assert_allclose(scales * 127, np.abs(w).mean(axis=0), rtol=1e-6)
+
+
+def test_int8_binary_kernels_keep_the_fp32_outputs_bit_for_bit_at_a_quarter_of_the_bytes():
+    """The fp32 file with its binary kernels as int8 signs behind DEQUANTIZE computes exactly what
+    the fp32 file computes (the faithful TFLite path for XNOR-style networks; its agreement with
+    Keras on trained networks is the binary report's)."""
+    model = binary_model()
+    layer_contract.randomize_batch_norm(model)
+    fp32 = convert(model, "fp32")
+    binary, count = int8_binary_kernels(fp32)
+    assert count >= 4 and "DEQUANTIZE" in operator_names(binary) and not custom_operators(binary)
+    # 1 byte per kernel entry instead of 4, less a float scale and an int64 zero point per channel
+    # and the new tensors and ops (the XNOR box filters of K are constant, so they count too)
+    assert len(fp32) - len(binary) > 3 * (4608 + 576 + 1024 + 256) - 12 * (32 + 64 + 16 + 16) - 400 * count
+    x = layer_contract.off_zero_inputs(SHAPE, count=4)
+    expected = [TFLiteModel.from_bytes(data).run(x)[0] for data in (fp32, binary)]
+    np.testing.assert_array_equal(expected[1], expected[0])
+    signs = [t for t in TFLiteModel.from_bytes(binary).interpreter.get_tensor_details() if t["dtype"] == np.int8]
+    assert len(signs) == count
+
+
+def test_binary_channel_scales_needs_two_opposite_values_per_channel():
+    kernel = np.array([[0.5, -0.5, 0.5], [-2.0, -2.0, 2.0]], np.float32)  # channels on axis 0
+    np.testing.assert_array_equal(binary_channel_scales(kernel, 0), [0.5, 2.0])
+    assert binary_channel_scales(kernel.T, 0) is None
+    kernel[0, 0] = 0.25
+    assert binary_channel_scales(kernel, 0) is None
+    assert binary_channel_scales(np.zeros((2, 3), np.float32), 0) is None

@@ -3,7 +3,9 @@ import numpy as np
 import pytest
 
 from keras_layers.keras_api import keras
-from models import mobilenet_v2, profile, resnet20
+from models import mobilenet_v2, profile, resnet20, rm_resnet
+from models.reparameterize import plain_network
+from models.repvgg import Stage
 from models.train import with_preprocessing
 from tflite.qsfm import backbone, channel_groups, qsfm_prune, reconstruction, select_redundant
 
@@ -100,6 +102,18 @@ def test_residual_networks_shrink_physically_and_keep_unpruned_parts(builder, pr
     if prune_all:
         halved, _ = qsfm_prune(model, images, ratio=0.5)
         assert profile(halved)["macs"] < 0.6 * profile(model)["macs"]
+
+
+def test_rmnet_plain_network_prunes_every_convolution_below_the_residual_network():
+    """RMNet removes the residual additions, so the block outputs become prunable too, and
+    pruning pays back the reserved channels' multiply-adds (Meng et al., 2021)."""
+    model = with_preprocessing(rm_resnet((32, 32, 3), stages=(Stage(8, 2, 1), Stage(16, 2, 2)), classes=3))
+    plain = with_preprocessing(plain_network(model.layers[-1]))
+    convs = [layer.name for layer in backbone(plain)[1].layers if type(layer) is layers.Conv2D]
+    assert sorted(g.producer for g in channel_groups(plain)) == sorted(convs)
+    pruned, kept = qsfm_prune(plain, _images(8, 32), ratio=0.4)
+    assert sorted(kept) == sorted(convs)
+    assert profile(plain)["macs"] > profile(model)["macs"] > profile(pruned)["macs"]
 
 
 def test_bad_arguments_are_one_line_errors():

@@ -8,20 +8,26 @@ from keras_layers.rep import RepVGGBlock
 from models.registry import ARCHITECTURES, build
 from models.repvgg import Stage, repvgg
 from models.train import with_preprocessing
-from tflite.zoo import ZOO, ZooEntry, deploy_form, run_zoo
+from tflite.zoo import COMPRESSIONS, LARGE_ZOO, ZOO, Compression, ZooEntry, deploy_form, run_zoo
 
 
 def test_every_zoo_entry_names_a_registered_architecture():
-    assert {entry.arch for entry in ZOO} <= set(ARCHITECTURES)
-    assert len({entry.label for entry in ZOO}) == len(ZOO)
+    entries = ZOO + LARGE_ZOO
+    assert {entry.arch for entry in entries} <= set(ARCHITECTURES)
+    assert len({entry.label for entry in entries}) == len(entries)
+    assert {entry.compression.kind for entry in entries if entry.compression} <= set(COMPRESSIONS)
 
 
 @pytest.mark.slow
 def test_zoo_table_and_plot(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    entries = (ZooEntry("tiny", "mobilenet_v2", {"alpha": 0.35}),)
-    rows = run_zoo(name="z", entries=entries, image_size=32, epochs=1, runs=4, progress=lambda _: None)
-    (row,) = rows
+    entries = (ZooEntry("tiny", "mobilenet_v2", {"alpha": 0.35}),
+               ZooEntry("tiny-ffconv", "mobilenet_v2", {"alpha": 0.35}, Compression("ffconv", 0.25)))
+    messages = []
+    rows = run_zoo(name="z", entries=entries, image_size=32, epochs=1, runs=4, progress=messages.append)
+    row, factorized = rows
+    assert sum("training" in message for message in messages) == 1  # the compressed row reuses the training
+    assert factorized["train_s"] == row["train_s"] and factorized["macs"] < row["macs"]
     assert row["model"] == "tiny" and row["params"] == 423018 and row["macs"] > 0
     assert 0.0 <= row["int8_accuracy"] <= 1.0 and row["fp32_accuracy"] == row["keras_accuracy"]
     assert row["int8_bytes"] < row["fp32_bytes"] and row["fp32_ms"] > 0 and row["int8_ms"] > 0
