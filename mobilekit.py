@@ -140,6 +140,11 @@ def _zoo(args):
     print(f"wrote runs/{args.name}/report.md")
 
 
+def _number(value, width):
+    """``value`` to 4 decimals in ``width`` columns; a dash for None (a file the runtime refused)."""
+    return f"{'-':>{width}}" if value is None else f"{value:{width}.4f}"
+
+
 def _binary(args):
     from tflite.binary_report import ROWS, run_binary_table
 
@@ -154,7 +159,8 @@ def _binary(args):
     for row in table:
         print(f"{row['model']:20} {row['accuracy_mean']:8.4f}+-{row['accuracy_std']:.4f} {row['params']:8,} "
               f"{row['binary_macs']:12,} {row['ace']:14,} {row['weight_bits'] / 8192:9.1f} "
-              f"{row['binary_agreement']:12.4f} {row['binary_bytes'] / 1024:9.1f} {row['int8_agreement']:10.4f}")
+              f"{_number(row['binary_agreement'], 12)} {row['binary_bytes'] / 1024:9.1f} "
+              f"{_number(row['int8_agreement'], 10)}")
     print(f"wrote runs/{args.name}/report.md")
 
 
