@@ -57,6 +57,7 @@ class ZooEntry(NamedTuple):
 
 
 CALIBRATION_IMAGES = 256  # QSFM's feature-map statistics
+FINETUNE_LEARNING_RATE = 1e-3  # after a compression: a third of the training recipe's
 
 
 ZOO = (
@@ -131,15 +132,16 @@ def _train(entry, dataset, folder, image_size, epochs, batch_size, seed, progres
     return trained[key]
 
 
-def _compressed(entry, model, dataset, folder, seed, progress):
+def _compressed(entry, model, dataset, folder, batch_size, seed, progress):
     kind, amount, finetune_epochs = entry.compression
     if kind not in COMPRESSIONS:
         raise ValueError(f"{entry.label}: unknown compression {kind!r}: expected one of {', '.join(COMPRESSIONS)}")
     progress(f"{entry.label}: {kind} {amount} of the trained {entry.arch}, then {finetune_epochs} fine-tuning epochs")
     model = COMPRESSIONS[kind](model, dataset.train[0][:CALIBRATION_IMAGES], amount)
     if finetune_epochs:
-        model, _ = train_classifier(model, dataset, folder, epochs=finetune_epochs, patience=finetune_epochs,
-                                    learning_rate=1e-3, seed=seed, verbose=0)
+        model, _ = train_classifier(model, dataset, folder, epochs=finetune_epochs, batch_size=batch_size,
+                                    patience=finetune_epochs, learning_rate=FINETUNE_LEARNING_RATE, seed=seed,
+                                    verbose=0)
     return model
 
 
@@ -150,7 +152,7 @@ def train_and_export(entry, dataset, path, image_size, epochs, batch_size, seed,
     model, train_s = _train(entry, dataset, folder, image_size, epochs, batch_size, seed, progress,
                             {} if trained is None else trained)
     model = deploy_form(model) if entry.compression is None else \
-        _compressed(entry, model, dataset, folder, seed, progress)
+        _compressed(entry, model, dataset, folder, batch_size, seed, progress)
     costs = profile(model)  # of the exported form
     row = {"model": entry.label, "params": costs["params"], "macs": costs["macs"], "train_s": train_s}
     files = {}
