@@ -14,7 +14,7 @@ import sys
 from demo_app import app as demo
 from demo_app.native_log import forward, native_stderr
 
-QUANTIZATIONS = ("fp32", "fp16", "dynamic", "int8")
+QUANTIZATIONS = ("fp32", "fp16", "dynamic", "int8", "binary")
 
 
 def _given(args, *names):

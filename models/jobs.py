@@ -5,7 +5,7 @@ import time
 from models.data import load_dataset
 from models.files import write_text
 from models.profile import profile
-from models.registry import build
+from models.registry import build, width_arguments
 from models.runs import run_dir, update_report
 from models.train import evaluate_accuracy, train_classifier, with_preprocessing
 
@@ -19,12 +19,13 @@ def train(name="train", arch="mobilenet_v2", data="digits", image_size=48, alpha
     sections of the report. Returns ``(run_path, model, dataset)``.
     """
     path = run_dir(name)
-    config = {"arch": arch, "data": data, "image_size": image_size, "alpha": alpha, "epochs": epochs,
+    width = width_arguments(arch, alpha)
+    config = {"arch": arch, "data": data, "image_size": image_size, **width, "epochs": epochs,
               "batch_size": batch_size, "learning_rate": learning_rate, "seed": seed}
     progress(f"loading {data} at {image_size}x{image_size}")
     dataset = load_dataset(data, image_size, seed=seed)
     classes = len(dataset.class_names)
-    model = with_preprocessing(build(arch, input_shape=(image_size, image_size, 3), alpha=alpha, classes=classes))
+    model = with_preprocessing(build(arch, input_shape=(image_size, image_size, 3), classes=classes, **width))
     costs = profile(model)
     progress(f"training {model.name}: {costs['params']:,} parameters, {costs['macs'] / 1e6:.1f}M MACs, "
              f"{len(dataset.train[1])} training images, up to {epochs} epochs")

@@ -1,4 +1,5 @@
 """Architectures by name, for the CLI and the jobs."""
+import inspect
 from functools import partial
 
 from models.binary_nets import binary_resnet18, binary_resnet20, capsule_mobilenet_v2, capsule_resnet50
@@ -43,3 +44,11 @@ def build(arch, **kwargs):
     if arch not in ARCHITECTURES:
         raise ValueError(f"unknown architecture {arch!r}: expected one of {', '.join(ARCHITECTURES)}")
     return ARCHITECTURES[arch](**kwargs)
+
+
+def width_arguments(arch, alpha):
+    """``{"alpha": alpha}`` for builders with a width multiplier ``alpha`` (the MobileNets), else
+    ``{}``: the CLI's ``--alpha`` applies where it means something."""
+    if arch not in ARCHITECTURES:
+        raise ValueError(f"unknown architecture {arch!r}: expected one of {', '.join(ARCHITECTURES)}")
+    return {"alpha": alpha} if "alpha" in inspect.signature(ARCHITECTURES[arch]).parameters else {}

@@ -82,15 +82,16 @@ def _drop_unreferenced_data(model):
 
 def int8_binary_kernels(model_bytes):
     """Return ``(new_bytes, count)``: the fp32 flatbuffer ``model_bytes`` with its binary filters
-    stored as int8 signs plus per-channel scales behind DEQUANTIZE ops, and how many there were."""
+    stored as int8 signs plus per-channel scales behind DEQUANTIZE ops, and how many there were
+    (``model_bytes`` itself when there are none)."""
     model = flatbuffer_utils.convert_bytearray_to_object(bytearray(model_bytes))
-    dequantize = None
-    count = 0
-    for graph in model.subgraphs:
-        filters = _binary_filters(model, graph)
+    found = [(graph, _binary_filters(model, graph)) for graph in model.subgraphs]
+    if not any(filters for _, filters in found):
+        return bytes(model_bytes), 0
+    dequantize = _opcode_index(model, schema.BuiltinOperator.DEQUANTIZE)
+    for graph, filters in found:
         dequantize_ops = []
         for index, (kernel, scales, axis) in filters.items():
-            dequantize = _opcode_index(model, schema.BuiltinOperator.DEQUANTIZE) if dequantize is None else dequantize
             float_tensor = graph.tensors[index]
             signs = schema.TensorT()
             signs.shape, signs.type = list(float_tensor.shape), schema.TensorType.INT8
@@ -106,6 +107,5 @@ def int8_binary_kernels(model_bytes):
             op.opcodeIndex, op.inputs, op.outputs = dequantize, [len(graph.tensors) - 1], [index]
             dequantize_ops.append(op)
         graph.operators = dequantize_ops + list(graph.operators)  # before every consumer
-        count += len(filters)
     _drop_unreferenced_data(model)
-    return bytes(flatbuffer_utils.convert_object_to_bytearray(model)), count
+    return bytes(flatbuffer_utils.convert_object_to_bytearray(model)), sum(len(filters) for _, filters in found)

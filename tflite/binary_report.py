@@ -7,8 +7,8 @@ gives test accuracy as mean and standard deviation over the seeds, and the costs
 ``models.profile``: MACs, binary MACs, ACE (MACs weighted by operand bits, PokeBNN) and the
 weight storage in bits. The first seed's model is also converted to TFLite three ways and
 validated against Keras on the test split (top-1 agreement, accuracy and bytes of each file):
-``binary`` (the fp32 file with its binary kernels as int8 signs, ``tflite.binary_export``: the
-faithful path), ``dynamic`` (int8 weights, activations quantized on the fly) and full ``int8``.
+``binary`` (``tflite.convert(model, "binary")``: the fp32 file with its binary kernels as int8
+signs, ``tflite.binary_export``; the faithful path), ``dynamic`` (int8 weights, activations quantized on the fly) and full ``int8``.
 """
 import os
 import time
@@ -22,7 +22,6 @@ from models.plots import plt, save_figure
 from models.profile import profile
 from models.runs import run_dir, update_report
 from models.train import evaluate_accuracy, train_classifier, with_preprocessing
-from tflite.binary_export import int8_binary_kernels
 from tflite.converter import convert
 from tflite.validation import validate
 
@@ -56,9 +55,8 @@ def _tflite_checks(model, dataset):
     int8 activations round values near 0 to 0, which flips the sign a binary input layer takes of
     them, so XNOR-style networks need float activations on the device. A file the runtime cannot
     load gets None and its ``<kind>_error``."""
-    files = {"binary": int8_binary_kernels(convert(model, "fp32"))[0]}
-    for quantization in ("dynamic", "int8"):
-        files[quantization] = convert(model, quantization, representative_data=dataset.train[0])
+    files = {quantization: convert(model, quantization, representative_data=dataset.train[0])
+             for quantization in ("binary", "dynamic", "int8")}
     checks = {}
     for kind, model_bytes in files.items():
         checks[f"{kind}_bytes"] = len(model_bytes)

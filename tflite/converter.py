@@ -7,6 +7,9 @@ Quantization modes (TensorFlow's post-training quantization guide):
     dynamic  int8 weights, activations quantized on the fly
     int8     full integer: int8 weights and activations, calibrated on
              ``representative_data``; input/output int8 or uint8 (``io_dtype``)
+    binary   fp32, with every kernel whose output channels each hold only +c and -c (the
+             binary layers' kernels) stored as int8 signs behind DEQUANTIZE: the faithful
+             path for binary networks, bit-identical to fp32 (``tflite.binary_export``)
 
 ``TFLiteConverter.from_keras_model`` accepts Keras 3 and tf_keras models alike, freezes
 the weights and folds batch norm into the convolutions (a concrete function traced from a
@@ -22,8 +25,9 @@ import numpy as np
 import tensorflow as tf
 
 from demo_app.native_log import forward, native_stderr
+from tflite.binary_export import int8_binary_kernels
 
-QUANTIZATIONS = ("fp32", "fp16", "dynamic", "int8")
+QUANTIZATIONS = ("fp32", "fp16", "dynamic", "int8", "binary")
 # What the converter's C++ side prints on every successful quantization.
 CONVERTER_NOISE = re.compile(r"^(fully_quantize: |I\d{4} )")
 IO_DTYPES = {"float32": tf.float32, "int8": tf.int8, "uint8": tf.uint8}
@@ -42,7 +46,7 @@ def convert(model, quantization="fp32", representative_data=None, io_dtype=None,
 
     Args:
         model: a built Keras model with one input.
-        quantization: one of ``fp32``, ``fp16``, ``dynamic``, ``int8``.
+        quantization: one of ``fp32``, ``fp16``, ``dynamic``, ``int8``, ``binary``.
         representative_data: samples shaped like one model input (no batch axis), in
             the model's input range; required for ``int8``.
         io_dtype: ``float32``, ``int8`` or ``uint8`` input/output tensors. Defaults to
@@ -61,7 +65,7 @@ def convert(model, quantization="fp32", representative_data=None, io_dtype=None,
 
     converter = tf.lite.TFLiteConverter.from_keras_model(model)
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
-    if quantization != "fp32":
+    if quantization not in ("fp32", "binary"):
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
     if quantization == "fp16":
         converter.target_spec.supported_types = [tf.float16]
@@ -76,6 +80,7 @@ def convert(model, quantization="fp32", representative_data=None, io_dtype=None,
     try:
         with contextlib.redirect_stdout(io.StringIO()), native_stderr() as log, warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="Statistics for quantized inputs")
-            return converter.convert()
+            model_bytes = converter.convert()
+        return int8_binary_kernels(model_bytes)[0] if quantization == "binary" else model_bytes
     finally:  # a failed conversion's diagnostics are passed on too
         forward(log, is_noise=CONVERTER_NOISE.match)

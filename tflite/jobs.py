@@ -4,7 +4,7 @@ import os
 from keras_layers.keras_api import keras
 from models.data import load_dataset, sample_photos
 from models.files import write_bytes
-from models.registry import build
+from models.registry import build, width_arguments
 from models.runs import load_report, run_dir, update_report
 from models.train import with_preprocessing
 from tflite.bench import benchmark
@@ -62,14 +62,15 @@ def bench_architecture(arch="mobilenet_v2", alpha=1.0, image_size=224, classes=1
     int8 is calibrated on crops of scikit-image's photos, so its activation ranges are those
     of real images. Files go to ``runs/<name>/``.
     """
-    name = name or f"bench_{arch}_{alpha:g}_{image_size}"
+    width = width_arguments(arch, alpha)
+    name = name or "_".join(["bench", arch, *(f"{alpha:g}" for alpha in width.values()), str(image_size)])
     path = run_dir(name)
-    model = with_preprocessing(build(arch, input_shape=(image_size, image_size, 3), alpha=alpha, classes=classes))
+    model = with_preprocessing(build(arch, input_shape=(image_size, image_size, 3), classes=classes, **width))
     photos = sample_photos(image_size, count=32)
     files = []
     for quantization in quantizations:
         progress(f"converting {model.name} to {quantization}")
         files.append(os.path.join(path, f"{arch}_{quantization}.tflite"))
         write_bytes(files[-1], convert(model, quantization, representative_data=photos))
-    update_report(path, config={"arch": arch, "alpha": alpha, "image_size": image_size, "classes": classes})
+    update_report(path, config={"arch": arch, **width, "image_size": image_size, "classes": classes})
     return bench_files(files, name=name, progress=progress, **timing)

@@ -84,3 +84,13 @@ def test_run_names_must_be_plain(bad):
 
     with pytest.raises(ValueError, match="plain folder name"):
         run_dir(bad)
+
+
+def test_width_multiplier_goes_only_to_builders_that_take_one():
+    from models.registry import build, width_arguments
+
+    assert width_arguments("mobilenet_v2", 0.5) == width_arguments("mobilenet_v2_wht", 0.5) == {"alpha": 0.5}
+    assert width_arguments("resnet20", 0.5) == width_arguments("binary_resnet20", 0.5) == {}
+    assert build("binary_resnet20", input_shape=(32, 32, 3), classes=3, **width_arguments("binary_resnet20", 1.0))
+    with pytest.raises(ValueError, match="unknown architecture"):
+        width_arguments("nonet", 1.0)

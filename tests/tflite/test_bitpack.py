@@ -120,6 +120,7 @@ def test_int8_binary_kernels_keep_the_fp32_outputs_bit_for_bit_at_a_quarter_of_t
     layer_contract.randomize_batch_norm(model)
     fp32 = convert(model, "fp32")
     binary, count = int8_binary_kernels(fp32)
+    assert convert(model, "binary") == binary
     assert count >= 4 and "DEQUANTIZE" in operator_names(binary) and not custom_operators(binary)
     # 1 byte per kernel entry instead of 4, less a float scale and an int64 zero point per channel
     # and the new tensors and ops (the XNOR box filters of K are constant, so they count too)

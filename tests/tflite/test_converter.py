@@ -28,7 +28,7 @@ def converted(model, samples):
 
 
 # Largest tolerated |TFLite - Keras| on softmax outputs for each quantization.
-TOLERANCE = {"fp32": 1e-5, "fp16": 5e-3, "dynamic": 0.05, "int8": 0.1}
+TOLERANCE = {"fp32": 1e-5, "fp16": 5e-3, "dynamic": 0.05, "int8": 0.1, "binary": 1e-5}
 
 
 @pytest.mark.parametrize("quantization", QUANTIZATIONS)
@@ -40,8 +40,12 @@ def test_every_quantization_is_builtin_only_and_matches_keras(quantization, mode
     expected = model.predict(samples, verbose=0)
     actual = np.stack([runtime.run(x)[0][0] for x in samples])
     assert np.max(np.abs(actual - expected)) <= TOLERANCE[quantization]
-    if quantization == "fp32":
+    if quantization in ("fp32", "binary"):
         assert np.mean(actual.argmax(-1) == expected.argmax(-1)) == 1.0
+
+
+def test_binary_leaves_a_float_network_as_fp32(converted):
+    assert converted["binary"] == converted["fp32"]  # no kernel holds +-c only
 
 
 def test_quantized_files_are_smaller(converted):
