@@ -280,8 +280,9 @@ def build_parser():
     zoo.add_argument("--name", default="zoo", help="run folder under runs/ (default zoo)")
     zoo.add_argument("--only", nargs="+", help="zoo labels or architecture names to include, the large ones too "
                                                "(default every network but the large ones)")
-    zoo.add_argument("--all", action="store_true", help="add the ImageNet-size networks (ResNet-18/50, "
-                                                        "DenseNet-121, RegNetX/G-GhostNet-3.2GF): about 10 more minutes")
+    zoo.add_argument("--all", action="store_true",
+                     help="add the ImageNet-size networks (ResNet-18/50, DenseNet-121, RegNetX/G-GhostNet-3.2GF): "
+                          "about 10 more minutes")
     zoo.add_argument("--image-size", type=int, help="square input size (default 32)")
     zoo.add_argument("--epochs", type=int, help="epochs per network (default 4)")
     zoo.add_argument("--seed", type=int, help="seed of split, initialization and shuffling (default 0)")

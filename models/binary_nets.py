@@ -78,20 +78,21 @@ RESNET_8 = (Stage("basic", 1, 16, 1), Stage("basic", 1, 32, 2), Stage("basic", 1
 
 class Stem(NamedTuple):
     """The first layer: a float ``kernel`` x ``kernel`` convolution with ``strides``, then 3x3/2
-    max pooling when ``pool``; or, with ``poke``, PokeBNN's PokeInit (``_poke_init``). Its
-    channels are the first stage's (64 for ``imagenet`` and ``poke``)."""
+    max pooling when ``pool``; or, with ``poke``, PokeBNN's PokeInit (``_poke_init``). It makes
+    ``channels`` maps (None: the first stage's)."""
 
     kernel: int
     strides: int
     pool: bool
     poke: bool = False
+    channels: Optional[int] = None
 
 
 STEMS = {
     "cifar": Stem(3, 1, False),
     "strided": Stem(3, 2, False),  # small inputs upsampled to 32x32 (8x8 digits): a quarter of the MACs
-    "imagenet": Stem(7, 2, True),
-    "poke": Stem(4, 4, False, True),  # PokeInit: the ImageNet stem's stride 4
+    "imagenet": Stem(7, 2, True, channels=64),
+    "poke": Stem(4, 4, False, True, 64),  # PokeInit: the ImageNet stem's stride 4
     "poke_strided": Stem(2, 2, False, True),  # PokeInit at the ``strided`` stem's stride 2
 }
 POKE_INIT_KERNELS = "dorefa_8bit"  # PokeInit's convolutions are 8-bit
@@ -132,13 +133,12 @@ def _conv(filters, kernel, strides, output_replicas, kernel_quantizer, **quantiz
 
 
 def _stem(x, stem, channels, replicas):
-    """The stem ``STEMS[stem]``; with RepTran its ``channels`` maps are replicated ``replicas`` times."""
-    kernel, strides, pool, poke = STEMS[stem]
-    if poke:
-        return _poke_init(x, STEMS[stem], channels * replicas)
-    x = _conv(channels * replicas, kernel, strides, replicas, name="stem_conv", kernel_quantizer=None)(x)
+    """The stem ``stem`` (a ``Stem``); with RepTran its ``channels`` maps are replicated ``replicas`` times."""
+    if stem.poke:
+        return _poke_init(x, stem, channels * replicas)
+    x = _conv(channels * replicas, stem.kernel, stem.strides, replicas, name="stem_conv", kernel_quantizer=None)(x)
     x = layers.ReLU(name="stem_relu")(layers.BatchNormalization(name="stem_bn", **BN_KWARGS)(x))
-    if pool:
+    if stem.pool:
         x = layers.MaxPooling2D(3, strides=2, padding="same", name="stem_pool")(x)
     return x
 
@@ -189,7 +189,7 @@ def binary_resnet(input_shape=(32, 32, 3), include_top=True, weights=None, class
     if any(stage.kind != "basic" for stage in stages):
         raise ValueError(f"binary ResNets use basic blocks, got {[stage.kind for stage in stages]}")
     inputs = keras.Input(shape=input_shape)
-    x = _stem(inputs, stem, 64 if stem in ("imagenet", "poke") else stages[0].channels, precision.replicas)
+    x = _stem(inputs, STEMS[stem], STEMS[stem].channels or stages[0].channels, precision.replicas)
     for stage_id, stage in enumerate(stages, start=2):
         for repeat in range(stage.repeats):
             x = _basic_block(x, stage.channels, stage.stride if repeat == 0 else 1, precision,

@@ -28,12 +28,11 @@ FILTER_CHANNEL_AXIS = {schema.BuiltinOperator.CONV_2D: 0, schema.BuiltinOperator
 def binary_channel_scales(kernel, axis):
     """``c`` (one per channel along ``axis``) when every entry of ``kernel`` is ``+-c`` of its
     channel with ``c > 0``; otherwise None."""
+    if kernel.size == 0:
+        return None
     magnitudes = np.moveaxis(np.abs(kernel), axis, 0).reshape(kernel.shape[axis], -1)
     scales = magnitudes[:, 0]
-    if kernel.size == 0 or not np.all(scales > 0) or not np.array_equal(magnitudes, scales[:, None].repeat(
-            magnitudes.shape[1], axis=1)):
-        return None
-    return scales
+    return scales if np.all(scales > 0) and np.all(magnitudes == scales[:, None]) else None
 
 
 def _opcode_index(model, builtin):

@@ -8,7 +8,8 @@ gives test accuracy as mean and standard deviation over the seeds, and the costs
 weight storage in bits. The first seed's model is also converted to TFLite three ways and
 validated against Keras on the test split (top-1 agreement, accuracy and bytes of each file):
 ``binary`` (``tflite.convert(model, "binary")``: the fp32 file with its binary kernels as int8
-signs, ``tflite.binary_export``; the faithful path), ``dynamic`` (int8 weights, activations quantized on the fly) and full ``int8``.
+signs, ``tflite.binary_export``; the faithful path), ``dynamic`` (int8 weights, activations
+quantized on the fly) and full ``int8``.
 """
 import os
 import time
@@ -85,7 +86,8 @@ def train_variant(row, dataset, path, stages, stem, image_size, epochs, batch_si
         if seed == seeds[0]:
             costs = _costs(model)
             extra = _tflite_checks(model, dataset)
-    return {"model": row.label, "variant": row.variant, "stem": row.stem or stem, "accuracy_mean": float(np.mean(accuracies)),
+    return {"model": row.label, "variant": row.variant, "stem": row.stem or stem,
+            "accuracy_mean": float(np.mean(accuracies)),
             "accuracy_std": float(np.std(accuracies)), "accuracies": accuracies, **costs, **extra,
             "train_s": round(seconds, 1)}
 

@@ -32,9 +32,10 @@ A channel group is found from the graph: a Conv2D whose output runs through chan
 layers only (batch norm, activations, depthwise convolutions, zero padding, global average
 pooling), each used once, into one convolution or dense layer. That is the inner width of a
 ResNet basic block, the expansion of a MobileNetV2 inverted residual (expand -> depthwise ->
-project) and every layer of a plain CNN, such as an RMNet (``models.reparameterize.plain_network``); outputs that feed a residual addition are left alone (their width is tied to
-the shortcut). Works under both Keras generations; ``fine_tune`` from ``tflite.qat`` can
-follow.
+project) and every layer of a plain CNN, such as an RMNet
+(``models.reparameterize.plain_network``); outputs that feed a residual addition are left
+alone (their width is tied to the shortcut). Works under both Keras generations; ``fine_tune``
+from ``tflite.qat`` can follow.
 """
 from typing import NamedTuple
 

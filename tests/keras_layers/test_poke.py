@@ -3,11 +3,9 @@ import pytest
 import tensorflow as tf
 
 import layer_contract
-from demo_app.runtime import TFLiteModel
 from keras_layers.keras_api import keras
 from keras_layers.poke import DPReLU, PokeConv, ReshapeShortcut, reshape_shortcut
 from models import profile
-from tflite import convert, custom_operators
 
 SHAPE = (6, 6, 8)
 
@@ -148,13 +146,7 @@ def test_tflite_fp32_and_int8_match_keras():
     inputs = keras.Input(SHAPE)
     model = keras.Model(inputs, PokeConv(12, 3, block_strides=1)([inputs, inputs]))
     layer_contract.randomize_batch_norm(model)
-    data = off_zero(SHAPE, 16)
-    expected = model.predict(data, verbose=0)
-    for quantization, tolerance in (("fp32", 1e-5), ("int8", 0.05)):
-        model_bytes = convert(model, quantization, representative_data=data, io_dtype="float32")
-        assert custom_operators(model_bytes) == []
-        actual = np.stack([TFLiteModel.from_bytes(model_bytes).run(x)[0][0] for x in data])
-        assert np.max(np.abs(actual - expected)) <= tolerance * np.ptp(expected), quantization
+    layer_contract.assert_tflite_matches_keras(model, SHAPE, fp32_atol=1e-5, data=off_zero(SHAPE, 16))
 
 
 @pytest.mark.parametrize("make, message", [(lambda: PokeConv(8, strides=3), "strides"),

@@ -3,12 +3,10 @@ import pytest
 import tensorflow as tf
 
 import layer_contract
-from demo_app.runtime import TFLiteModel
 from keras_layers.binary import QuantConv2D
 from keras_layers.keras_api import keras
 from keras_layers.repconv import RepConv
 from models import profile
-from tflite import convert, custom_operators
 
 SHAPE = (5, 5, 4)
 
@@ -73,12 +71,7 @@ def test_tflite_fp32_and_int8_match_keras():
     inputs = keras.Input(SHAPE)
     model = keras.Model(inputs, RepConv(8, 3, output_replicas=4, input_quantizer="ste_sign", scale="xnor")(inputs))
     data = layer_contract.off_zero_inputs(SHAPE, count=16, seed=6)
-    expected = model.predict(data, verbose=0)
-    for quantization, tolerance in (("fp32", 1e-5), ("int8", 0.05)):
-        model_bytes = convert(model, quantization, representative_data=data, io_dtype="float32")
-        assert custom_operators(model_bytes) == []
-        actual = np.stack([TFLiteModel.from_bytes(model_bytes).run(x)[0][0] for x in data])
-        assert np.max(np.abs(actual - expected)) <= tolerance * np.ptp(expected), quantization
+    layer_contract.assert_tflite_matches_keras(model, SHAPE, fp32_atol=1e-5, data=data)
 
 
 @pytest.mark.parametrize("kwargs, message", [({"output_replicas": 3}, "multiple"), ({"input_replicas": 0}, "input"),

@@ -6,7 +6,7 @@ import layer_contract
 from keras_layers.keras_api import keras
 from keras_layers.rep import RepVGGBlock, RMResBlock
 from models.reparameterize import plain_network, reparameterize
-from models.registry import build
+from models.registry import build as build_architecture
 from models.repvgg import REPVGG_A0, Stage, repvgg, rm_resnet
 from tflite import convert, operator_names
 
@@ -103,7 +103,7 @@ def test_deploy_flag_builds_the_folded_architecture_directly():
 
 @pytest.mark.parametrize("call, message", [
     (lambda: reparameterize(RepVGGBlock(8)), "functional keras.Model"),
-    (lambda: plain_network(build("resnet20", input_shape=SHAPE)), "chain"),
+    (lambda: plain_network(build_architecture("resnet20", input_shape=SHAPE)), "chain"),
     (lambda: RepVGGBlock(8).plain_layers(), "deploy form"),
     (lambda: repvgg(SHAPE, width=0), "width"),
     (lambda: rm_resnet((16, 16, 3)), "input_shape")])
