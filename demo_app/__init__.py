@@ -4,9 +4,18 @@ Only numpy, OpenCV and a TFLite runtime (``ai-edge-litert`` or ``tflite-runtime`
 imported, so the package runs on a Raspberry Pi without TensorFlow::
 
     python -m demo_app --model model.tflite --source 0 --labels labels.txt
-"""
-from demo_app.app import add_arguments, run_demo, run_from_args
-from demo_app.runtime import TFLiteModel
-from demo_app.sources import open_source
 
-__all__ = ["TFLiteModel", "open_source", "run_demo", "add_arguments", "run_from_args"]
+Importing the package loads none of its modules: the names below are loaded on first use, so
+the host side can use ``demo_app.runtime`` without OpenCV.
+"""
+import importlib
+
+_EXPORTS = {"TFLiteModel": "demo_app.runtime", "open_source": "demo_app.sources", "run_demo": "demo_app.app",
+            "add_arguments": "demo_app.app", "run_from_args": "demo_app.app"}
+__all__ = list(_EXPORTS)
+
+
+def __getattr__(name):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'demo_app' has no attribute {name!r}")
+    return getattr(importlib.import_module(_EXPORTS[name]), name)

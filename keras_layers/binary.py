@@ -17,7 +17,8 @@ kernel quantizers (``keras_layers.quantizers``). With sign quantizers a binary l
 products are XNOR + popcount on bit-packed operands (``tflite.xnor_kernel``); in TFLite the
 converter folds alpha into the constant kernel alpha q_k(W), exactly representable per channel
 in int8 (+-127 times alpha / 127). ``input_bits`` and ``kernel_bits`` give the operand widths ``models.profile`` weights
-MACs by (ACE), and ``count_weight_bits`` the storage of the weights.
+MACs by (ACE), and ``count_weight_bits`` the storage of the weights (the ``OperandBits`` and
+``CountsWeightBits`` hooks of ``keras_layers.protocol``).
 """
 import math
 

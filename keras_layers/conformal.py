@@ -54,6 +54,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_layers.keras_api import keras, serializable
+from keras_layers.protocol import Composable, implements
 
 INFERENCE_MODES = ("composed", "layers")
 
@@ -288,14 +289,15 @@ class ConformalLayers(keras.layers.Layer):
 
 
 class Recompose(keras.callbacks.Callback):
-    """Recompose every ``ConformalLayers`` of the model before it is evaluated or predicts, and
-    after training, so that the composed operator follows the trained weights."""
+    """Recompose every layer of the model with a composed operator (``ConformalLayers``: the
+    ``Composable`` hook of ``keras_layers.protocol``) before it is evaluated or predicts, and after
+    training, so that the composed operator follows the trained weights."""
 
     def _recompose(self, logs=None):
         stack = list(self.model.layers)
         while stack:
             layer = stack.pop()
-            if isinstance(layer, ConformalLayers):
+            if implements(layer, Composable):
                 layer.compose()
             stack.extend(getattr(layer, "layers", []))
 

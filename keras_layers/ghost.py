@@ -14,7 +14,9 @@ hard-sigmoid squeeze-excite acts on the expanded maps. The shortcut is the ident
 the shape is kept, else a k x k depthwise (stride) + 1x1 convolution, each with batch norm.
 
 Both are single layers (they save and load as units) and state their cost through
-``count_macs()`` for ``models.profile``.
+``count_macs()`` for ``models.profile``. Their outputs concatenate maps of different ranges
+(intrinsic and ghost), so they declare ``calibrated_output`` for quantization-aware training
+(both hooks: ``keras_layers.protocol``).
 """
 import math
 
@@ -22,6 +24,7 @@ import tensorflow as tf
 
 from keras_layers.activations import SqueezeExcite
 from keras_layers.keras_api import keras, serializable
+from keras_layers.protocol import CountsMacs, implements
 
 layers = keras.layers
 
@@ -32,7 +35,7 @@ def _build_chain(chain, shape):
     for layer in chain:
         layer.build(shape)
         shape = tuple(layer.compute_output_shape(shape))
-        if hasattr(layer, "count_macs"):
+        if implements(layer, CountsMacs):
             macs += layer.count_macs()
         elif isinstance(layer, (layers.Conv2D, layers.DepthwiseConv2D)):
             macs += math.prod(shape[1:-1]) * math.prod(layer.weights[0].shape)
@@ -65,6 +68,8 @@ class GhostModule(layers.Layer):
         dw_size: d, kernel of the cheap depthwise operation.
         relu: apply ReLU after both batch norms.
     """
+
+    calibrated_output = True  # protocol.CalibratedOutput: intrinsic and ghost maps have different ranges
 
     def __init__(self, filters, kernel_size=1, ratio=2, dw_size=3, relu=True, **kwargs):
         super().__init__(**kwargs)
@@ -116,6 +121,8 @@ class GhostBottleneck(layers.Layer):
         se_channels: squeeze width of the squeeze-excite on the expanded maps (0: none).
         ratio, dw_size: of both Ghost modules.
     """
+
+    calibrated_output = True  # protocol.CalibratedOutput: its Ghost modules' concatenations feed the sum
 
     def __init__(self, mid_channels, filters, kernel_size=3, strides=1, se_channels=0, ratio=2, dw_size=3,
                  **kwargs):

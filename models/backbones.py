@@ -1,12 +1,12 @@
 """Backbones with feature taps: named intermediate feature maps of the zoo's classifiers.
 
-``FEATURE_TAPS[arch]`` names, for each architecture, the layer whose output is the feature map
-a dense-prediction head reads, by role: ``stride4``/``stride8``/``stride16`` (the block output at
-that stride), ``stride16_expanded`` (the expansion of the first stride-32 block, still at
-stride 16: SSDLite's first feature map; ``stride8_expanded`` the same for the first stride-16
-block, at stride 8), ``final`` (the last bottleneck, Mobile DeepLabv3's
-"second last feature map") and ``last`` (the last 1x1 layer). Any builder of ``ARCHITECTURES``
-whose layer names are listed here plugs into the heads.
+The builders of the MobileNets (and GhostNet) record, as they build, which layer's output plays
+each role of ``TAP_ROLES`` (``models.taps``): ``stride4``/``stride8``/``stride16`` (the last
+block output at that stride), ``stride16_expanded`` (the expansion of the first stride-32 block,
+still at stride 16: SSDLite's first feature map; ``stride8_expanded`` the same for the first
+stride-16 block, at stride 8), ``final`` (the last bottleneck, Mobile DeepLabv3's "second last
+feature map") and ``last`` (the last 1x1 layer). ``feature_tap_names(model)`` returns them; any
+builder of the registry that records them plugs into the heads.
 
 ``output_stride`` below 32 turns the backbone atrous, as DeepLab does (Chen et al., "Rethinking
 Atrous Convolution for Semantic Image Segmentation", 2017): a convolution that would take the
@@ -16,21 +16,9 @@ larger than 1x1 dilates by ``input_stride / output_stride``. Parameters do not c
 import math
 
 from keras_layers.keras_api import keras
-from models.registry import build
 
 layers = keras.layers
 
-FEATURE_TAPS = {
-    "mobilenet_v2": {"stride4": "block2_add", "stride8": "block5_add", "stride16": "block12_add",
-                     "stride8_expanded": "block6_expand_relu6", "stride16_expanded": "block13_expand_relu6",
-                     "final": "block16_project_bn", "last": "head_relu6"},
-    "mobilenet_v3_large": {"stride4": "block2_add", "stride8": "block5_add", "stride16": "block11_add",
-                           "stride8_expanded": "block6_expand_hswish", "stride16_expanded": "block12_expand_hswish",
-                           "final": "block14_add", "last": "head_hswish"},
-    "mobilenet_v3_small": {"stride4": "block0_project_bn", "stride8": "block2_add", "stride16": "block7_add",
-                           "stride8_expanded": "block3_expand_hswish", "stride16_expanded": "block8_expand_hswish",
-                           "final": "block10_add", "last": "head_hswish"},
-}
 OUTPUT_STRIDES = (8, 16, 32)
 
 
@@ -59,12 +47,23 @@ def atrous(model, output_stride):
     copy = keras.models.clone_model(model, clone_function=clone)
     for source, target in zip(model.layers, copy.layers):
         target.set_weights(source.get_weights())
+    if getattr(model, "feature_taps", None):
+        copy.feature_taps = dict(model.feature_taps)  # clone_model keeps the layer names
     expected = math.ceil(input_height / output_stride)
     smallest = min(layer.output.shape[1] for layer in copy.layers if len(layer.output.shape) == 4)
     if output_stride < 32 and smallest < expected:
         raise ValueError(f"{model.name} downsamples inside a composite layer; it cannot run at output stride "
                          f"{output_stride}")
     return copy
+
+
+def feature_tap_names(model):
+    """``{role: layer name}``: the feature taps ``model``'s builder recorded (roles of ``TAP_ROLES``)."""
+    taps = getattr(model, "feature_taps", None)
+    if not taps:
+        raise ValueError(f"model {model.name!r} has no feature taps: its builder records none (the MobileNets' "
+                         f"and GhostNet's do)")
+    return dict(taps)
 
 
 def feature_taps(model, layer_names):
@@ -80,15 +79,20 @@ def backbone_features(arch, input_shape, taps, alpha=1.0, output_stride=32, **bu
     """Build ``arch`` without its top and return a model giving the feature maps ``taps``.
 
     Args:
-        arch: a key of ``FEATURE_TAPS`` (an architecture of the registry).
-        taps: roles (keys of ``FEATURE_TAPS[arch]``) or layer names, in output order.
+        arch: an architecture of the registry whose builder records feature taps
+            (``models.registry.backbones()``).
+        taps: roles (of ``TAP_ROLES``, as the builder recorded them: ``feature_tap_names``) or
+            layer names, in output order.
         output_stride: 32 (as built), 16 or 8 (atrous; see ``atrous``).
     Returns:
         A ``keras.Model`` with one output per tap.
     """
-    if arch not in FEATURE_TAPS:
-        raise ValueError(f"architecture {arch!r} has no feature taps: expected one of {', '.join(FEATURE_TAPS)}")
+    from models.registry import backbones, build  # here: the registry imports the heads, which import us
+
+    if arch not in backbones():
+        raise ValueError(f"architecture {arch!r} has no feature taps: expected one of {', '.join(backbones())}")
     model = build(arch, input_shape=input_shape, alpha=alpha, include_top=False, **builder_args)
+    names = feature_tap_names(model)
     if output_stride != 32:
         model = atrous(model, output_stride)
-    return feature_taps(model, [FEATURE_TAPS[arch].get(tap, tap) for tap in taps])
+    return feature_taps(model, [names.get(tap, tap) for tap in taps])

@@ -17,7 +17,7 @@ The variants (``VARIANTS``) differ only by data:
               4-bit squeeze-excite, activation clipping bound 3 (``keras_layers.poke``)
     rep_xnor  xnor with RepTran (Shi et al., RepBNN, 2022): feature maps beta = 2 times wider by
               replication, each binary convolution a ``RepConv`` with the plain network's
-              kernel entries and binary MACs (``keras_layers.repconv``); only the batch norms,
+              kernel entries and binary MACs (``keras_layers.repbnn``); only the batch norms,
               PReLUs and the classifier see the wider maps
 
 ``capsule_mobilenet_v2`` and ``capsule_resnet50`` put an XnODR or XnIDR capsule head
@@ -33,9 +33,9 @@ from keras_layers.capsules import XNIDR, XNODR, CapsuleLength, Squash
 from keras_layers.keras_api import keras
 from keras_layers.poke import POKE_INPUT_QUANTIZER as POKE_SIGN
 from keras_layers.poke import DPReLU, PokeConv, ReshapeShortcut
-from keras_layers.repconv import RepConv
-from models.blocks import classifier_head
-from models.mobilenet_v2 import check_builder_args, mobilenet_v2
+from keras_layers.repbnn import RepConv
+from models.blocks import check_builder_args, classifier_head
+from models.mobilenet_v2 import mobilenet_v2
 from models.resnet import RESNET_18, RESNET_20, Stage, resnet50
 
 layers = keras.layers
@@ -182,7 +182,7 @@ def binary_resnet(input_shape=(32, 32, 3), include_top=True, weights=None, class
             ``poke`` (PokeInit, stride 4) or ``poke_strided`` (PokeInit, stride 2).
         variant: a key of ``VARIANTS``.
     """
-    check_builder_args(input_shape, weights, include_top, classes)
+    check_builder_args("binary_resnet", input_shape, weights, include_top, classes)
     precision = _check_variant(variant)
     if stem not in STEMS:
         raise ValueError(f"stem must be one of {', '.join(STEMS)}, got {stem!r}")

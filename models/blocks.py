@@ -1,7 +1,14 @@
-"""Building blocks shared by the mobile architectures (functional-API helpers).
+"""Building blocks shared by the architectures (functional-API helpers), the plain stage record
+and the argument checks every builder runs.
 
 Batch normalization uses the ``keras.applications`` settings (epsilon 1e-3,
 momentum 0.999) so that builders match those models layer for layer.
+
+The block tables of all families use one vocabulary for their records' fields: ``channels``
+(output channels), ``repeats`` (blocks in the stage), ``stride`` (of the first block, or of the
+transition that enters the stage), ``expansion`` (ratio of a block's inner width to its input
+width; the MobileNetV3 and GhostNet rows give the inner width itself, as their papers do, and
+call it ``expanded``), ``kernel`` (depthwise / spatial kernel size).
 """
 from typing import NamedTuple
 
@@ -18,6 +25,24 @@ class Stage(NamedTuple):
     channels: int
     repeats: int
     stride: int
+
+
+def check_builder_args(builder, input_shape, weights, include_top, classes, alpha=None):
+    """Reject arguments the kit's builders do not support, with a one-line reason naming ``builder``.
+
+    ``alpha`` (the width multiplier, where the builder has one) must be > 0.
+    """
+    if weights is not None:
+        raise ValueError(f"weights={weights!r} is not supported by {builder}: expected weights=None "
+                         "(no pretrained weights for this architecture yet)")
+    if input_shape is None or len(input_shape) != 3:
+        raise ValueError(f"input_shape must be (height, width, channels), got {input_shape!r}")
+    if min(input_shape[:2]) < 32:
+        raise ValueError(f"input_shape {tuple(input_shape)} is too small: height and width must be >= 32")
+    if include_top and classes < 1:
+        raise ValueError(f"classes must be >= 1, got {classes}")
+    if alpha is not None and not alpha > 0:
+        raise ValueError(f"alpha (the width multiplier of {builder}) must be > 0, got {alpha!r}")
 
 
 BN_KWARGS = {"epsilon": 1e-3, "momentum": 0.999}
@@ -74,21 +99,25 @@ def depthwise_bn(x, kernel, stride=1, activation=None, name="depthwise"):
 
 
 def inverted_residual(x, expansion, filters, stride, kernel=3, activation="relu6", pointwise="conv",
-                      name="block"):
+                      name="block", taps=None):
     """MobileNetV2 inverted residual with linear bottleneck (Sandler et al., 2018).
 
     1x1 expansion by ``expansion`` (skipped when it is 1) -> k x k depthwise with
     ``stride`` -> linear 1x1 projection to ``filters``; identity shortcut when the
     shape is unchanged. ``pointwise`` picks the layer of both 1x1 steps (``POINTWISE``).
+    ``taps`` (a ``models.taps.TapRecorder``) records the block's output and expansion.
     """
     in_channels = x.shape[-1]
-    shortcut = x
+    shortcut, expanded = x, None
     if expansion != 1:
-        x = pointwise_bn(x, expansion * in_channels, pointwise, activation=activation, name=f"{name}_expand")
+        x = expanded = pointwise_bn(x, expansion * in_channels, pointwise, activation=activation,
+                                    name=f"{name}_expand")
     x = depthwise_bn(x, kernel, stride, activation=activation, name=f"{name}_depthwise")
     x = pointwise_bn(x, filters, pointwise, name=f"{name}_project")
     if stride == 1 and in_channels == filters:
         x = layers.Add(name=f"{name}_add")([shortcut, x])
+    if taps is not None:
+        taps.block(shortcut, x, expanded=expanded)
     return x
 
 

@@ -14,7 +14,7 @@ class ClassificationData(NamedTuple):
     """Train / validation / test splits and the class names."""
 
     train: tuple
-    val: tuple
+    validation: tuple
     test: tuple
     class_names: tuple
 
@@ -53,8 +53,8 @@ def load_digits_data(image_size=32, seed=0, fractions=(0.7, 0.15, 0.15)):
         raise ValueError(f"image_size must be >= 8 for digits, got {image_size}")
     images, labels = digit_images(image_size)
     splits = _stratified_split(labels, fractions, seed)
-    train, val, test = ((images[idx], labels[idx]) for idx in splits)
-    return ClassificationData(train, val, test, tuple(str(d) for d in range(10)))
+    train, validation, test = ((images[idx], labels[idx]) for idx in splits)
+    return ClassificationData(train, validation, test, tuple(str(d) for d in range(10)))
 
 
 def load_image_folder(path, image_size=96, seed=0, fractions=(0.7, 0.15, 0.15)):
@@ -75,8 +75,8 @@ def load_image_folder(path, image_size=96, seed=0, fractions=(0.7, 0.15, 0.15)):
     images = np.clip(np.round(np.stack([p[0] for p in pairs])), 0, 255).astype(np.uint8)
     labels = np.array([p[1] for p in pairs], np.int64)
     splits = _stratified_split(labels, fractions, seed)
-    train, val, test = ((images[idx], labels[idx]) for idx in splits)
-    return ClassificationData(train, val, test, class_names)
+    train, validation, test = ((images[idx], labels[idx]) for idx in splits)
+    return ClassificationData(train, validation, test, class_names)
 
 
 DATASETS = {"digits": load_digits_data}

@@ -131,13 +131,3 @@ def lr_aspp(input_shape=(512, 512, 3), classes=19, alpha=1.0, output_stride=16, 
     logits = layers.Add(name="lraspp_add")([x, low_logits])
     outputs = _to_input_size(logits, input_shape, classifier_activation, name="lraspp")
     return keras.Model(features.inputs, outputs, name=name or f"lr_aspp_{backbone}_{alpha:0.2f}_os{output_stride}")
-
-
-SEGMENTERS = {"mobile_deeplabv3": mobile_deeplabv3, "lr_aspp": lr_aspp}
-
-
-def build_segmenter(head, **kwargs):
-    """Build segmentation model ``head`` (a key of ``SEGMENTERS``) with builder keyword arguments."""
-    if head not in SEGMENTERS:
-        raise ValueError(f"unknown segmentation head {head!r}: expected one of {', '.join(SEGMENTERS)}")
-    return SEGMENTERS[head](**kwargs)

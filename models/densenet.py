@@ -19,8 +19,7 @@
 from typing import NamedTuple
 
 from keras_layers.keras_api import keras
-from models.blocks import classifier_head, conv_bn
-from models.mobilenet_v2 import check_builder_args
+from models.blocks import check_builder_args, classifier_head, conv_bn
 
 layers = keras.layers
 
@@ -28,29 +27,29 @@ BN_EPSILON = 1.001e-5  # keras.applications.DenseNet
 
 
 class DenseStage(NamedTuple):
-    """A DenseNet dense block of ``layers`` layers adding ``growth`` channels each, followed
+    """A DenseNet dense block of ``repeats`` layers adding ``growth`` channels each, followed
     (except after the last block) by a transition keeping ``compression`` of the channels."""
 
-    layers: int
+    repeats: int
     growth: int = 32
     compression: float = 0.5
 
 
 class HarmonicStage(NamedTuple):
-    """A HarDNet/ThreshNet block: ``layers`` layers of base width ``growth``, then a 1x1
+    """A HarDNet/ThreshNet block: ``repeats`` layers of base width ``growth``, then a 1x1
     convolution to ``channels`` and, if ``downsample``, 2x2 max pooling."""
 
-    layers: int
+    repeats: int
     growth: int
     channels: int
     downsample: bool
 
 
-#                        L   k
+#                        n   k
 DENSENET_121 = (DenseStage(6), DenseStage(12), DenseStage(24), DenseStage(16))
 
 # ThreshNet79 of the paper (CIFAR-10): 3x3/2 conv 32, 3x3 conv 64, 3x3/2 max pool, five blocks.
-#                           L   k     ch   pool
+#                           n   k     c   pool
 THRESHNET_79 = (
     HarmonicStage(6, 32, 128, True),
     HarmonicStage(8, 32, 192, True),
@@ -127,9 +126,9 @@ def densenet(
 ):
     """Build DenseNet (default DenseNet-121) with the ``keras.applications`` signature.
 
-    ``stages`` is the block table: (layers, growth, compression) per dense block.
+    ``stages`` is the block table: (repeats, growth, compression) per dense block.
     """
-    check_builder_args(input_shape, weights, include_top, classes)
+    check_builder_args(name, input_shape, weights, include_top, classes)
     inputs = keras.Input(shape=input_shape)
     x = layers.ZeroPadding2D(3, name="conv1_pad")(inputs)
     x = layers.Conv2D(64, 7, strides=2, use_bias=False, name="conv1_conv")(x)
@@ -138,7 +137,7 @@ def densenet(
     x = layers.ZeroPadding2D(1, name="pool1_pad")(x)
     x = layers.MaxPooling2D(3, strides=2, name="pool1")(x)
     for index, stage in enumerate(stages):
-        x = connected_block(x, stage.layers, stage.growth, harmonic=False, name=f"conv{index + 2}")
+        x = connected_block(x, stage.repeats, stage.growth, harmonic=False, name=f"conv{index + 2}")
         if index < len(stages) - 1:
             prefix = f"pool{index + 2}"
             x = layers.BatchNormalization(epsilon=BN_EPSILON, name=f"{prefix}_bn")(x)
@@ -168,7 +167,7 @@ def threshnet(
     Blocks ``0 .. threshold-1`` are dense, the rest harmonic: ``threshold=0`` gives HarDNet and
     ``threshold=len(stages)`` the DenseNet of the same depth, for side-by-side comparisons.
     """
-    check_builder_args(input_shape, weights, include_top, classes)
+    check_builder_args(name or "threshnet", input_shape, weights, include_top, classes)
     if not 0 <= threshold <= len(stages):
         raise ValueError(f"threshold must be between 0 and {len(stages)} (the number of blocks), got {threshold}")
     inputs = keras.Input(shape=input_shape)
@@ -176,7 +175,7 @@ def threshnet(
     x = conv_bn(x, stem[1], 3, activation="relu", name="stem2")
     x = layers.MaxPooling2D(3, strides=2, padding="same", name="stem_pool")(x)
     for index, stage in enumerate(stages):
-        x = connected_block(x, stage.layers, stage.growth, harmonic=index >= threshold, name=f"block{index + 1}")
+        x = connected_block(x, stage.repeats, stage.growth, harmonic=index >= threshold, name=f"block{index + 1}")
         x = conv_bn(x, stage.channels, 1, activation="relu", name=f"transition{index + 1}")
         if stage.downsample:
             x = layers.MaxPooling2D(2, strides=2, padding="same", name=f"transition{index + 1}_pool")(x)

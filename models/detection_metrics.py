@@ -10,6 +10,8 @@ import io
 
 import numpy as np
 
+from models.box_coding import PostProcessing, postprocess
+
 
 def _to_pixels(boxes, height, width):
     """Normalized ``[ymin, xmin, ymax, xmax]`` -> COCO ``[x, y, w, h]`` pixels."""
@@ -62,3 +64,16 @@ def mean_average_precision(ground_truth, detections, num_classes, image_size=(10
         evaluation.accumulate()
         evaluation.summarize()
     return {"map50": float(max(evaluation.stats[1], 0.0)), "map": float(max(evaluation.stats[0], 0.0))}
+
+
+def keras_detections(model, images, anchors, settings=PostProcessing(), batch_size=64):
+    """``(boxes, classes, scores)`` lists of a Keras SSDLite model over images in [0, 1]."""
+    outputs = model.predict(np.asarray(images, np.float32) * 255.0, batch_size=batch_size, verbose=0)
+    per_image = [postprocess(o, anchors, settings) for o in outputs]
+    return tuple(list(column) for column in zip(*per_image))
+
+
+def detection_map(detections, data):
+    """mAP@0.5 and mAP@[.5:.95] of ``detections`` on ``data`` (a ShapesData split)."""
+    return mean_average_precision((data.boxes, data.classes), detections, len(data.class_names),
+                                  image_size=data.images.shape[1:3])

@@ -1,4 +1,4 @@
-"""Training recipe for SSDLite detectors, and the ``mobilekit train --task detect`` job.
+"""Training recipe for SSDLite detectors.
 
 Images go in as pixels in [0, 255] (the model scales them). Each epoch the ``tf.data``
 pipeline augments every image with its boxes (``models.detection_data.augment``), matches
@@ -7,7 +7,6 @@ the boxes to the anchors and encodes them (``models.box_coding.match``); the mod
 (``models.train.set_batchnorm_momentum``). The weights of the last epoch are kept.
 """
 import os
-import time
 
 import numpy as np
 import tensorflow as tf
@@ -15,13 +14,10 @@ import tensorflow as tf
 from keras_layers.keras_api import keras
 from models.anchors import AnchorConfig
 from models.box_coding import match
-from models.detection_data import augment, detection_splits, pad_annotations
+from models.detection_data import augment, pad_annotations
 from models.detection_loss import MultiBoxLoss
-from models.files import atomic_output, write_text
-from models.plots import plot_training_curves
-from models.profile import profile
-from models.runs import run_dir, update_report
-from models.ssdlite import model_anchors, ssdlite
+from models.files import atomic_output
+from models.ssdlite import model_anchors
 from models.train import set_batchnorm_momentum
 
 # The head for small inputs such as the 96x96 shapes: at 96 pixels the papers' levels (6x6 and
@@ -30,8 +26,13 @@ from models.train import set_batchnorm_momentum
 # matches about five default boxes).
 SMALL_INPUT_HEAD = {"taps": ("stride8_expanded", "stride16_expanded", "last"), "extra_depths": (256,),
                     "anchors": {"min_scale": 0.2, "max_scale": 0.6, "reduce_lowest_level": False}}
-DETECT_DEFAULTS = {"arch": "mobilenet_v2", "data": "shapes", "image_size": 96, "alpha": 0.35, "epochs": 25,
-                   "batch_size": 32, "learning_rate": 4e-3, "seed": 0}
+SMALL_INPUT = 160  # inputs below this side get SMALL_INPUT_HEAD
+
+
+def small_input_head(image_size):
+    """The SSDLite head settings (``taps``, ``extra_depths``, ``anchors``) for ``image_size``: the
+    papers' head (empty) from ``SMALL_INPUT`` pixels up, ``SMALL_INPUT_HEAD`` below."""
+    return dict(SMALL_INPUT_HEAD) if image_size < SMALL_INPUT else {}
 
 
 def detection_dataset(data, anchors, batch_size, seed=0, training=False, max_objects=None):
@@ -77,7 +78,7 @@ def train_detector(model, splits, out_dir, anchors=AnchorConfig(), epochs=30, ba
                    seed=0, bn_momentum=0.9, verbose=2):
     """Train an SSDLite ``model`` on ``splits["train"]``, validating on ``splits["validation"]``.
 
-    Writes ``model.keras`` and ``training_curves.png`` to ``out_dir``; returns the history dict.
+    Writes ``model.keras`` to ``out_dir``; returns the history dict.
     """
     keras.utils.set_random_seed(seed)
     set_batchnorm_momentum(model, bn_momentum)
@@ -93,40 +94,4 @@ def train_detector(model, splits, out_dir, anchors=AnchorConfig(), epochs=30, ba
     history = {k: [float(v) for v in values] for k, values in history.history.items()}
     with atomic_output(os.path.join(out_dir, "model.keras")) as tmp:
         model.save(tmp)
-    plot_training_curves(history, os.path.join(out_dir, "training_curves.png"), title=model.name)
     return history
-
-
-def train_detection(name="detect", arch=DETECT_DEFAULTS["arch"], data=DETECT_DEFAULTS["data"],
-                    image_size=DETECT_DEFAULTS["image_size"], alpha=DETECT_DEFAULTS["alpha"],
-                    epochs=DETECT_DEFAULTS["epochs"], batch_size=DETECT_DEFAULTS["batch_size"],
-                    learning_rate=DETECT_DEFAULTS["learning_rate"], seed=DETECT_DEFAULTS["seed"], progress=print):
-    """Train an SSDLite detector over ``arch`` on ``data`` (``shapes``, a VOC folder or COCO JSON) into
-    ``runs/<name>/``: ``model.keras``, ``labels.txt``, ``training_curves.png`` and the report's
-    ``config``, ``model`` and ``training`` sections. Returns ``(run_path, model, splits)``.
-    """
-    path = run_dir(name)
-    head = SMALL_INPUT_HEAD if image_size < 160 else {}
-    config = {"task": "detect", "anchors": head.get("anchors", {}), "arch": arch, "data": data,
-              "image_size": image_size, "alpha": alpha, "epochs": epochs, "batch_size": batch_size,
-              "learning_rate": learning_rate, "seed": seed}
-    progress(f"loading {data} at {image_size}x{image_size}")
-    splits = detection_splits(data, image_size, seed=seed)
-    class_names = splits["train"].class_names
-    model = ssdlite(arch, (image_size, image_size, 3), alpha=alpha, classes=len(class_names),
-                    **{**head, "anchors": anchor_config(head)})
-    costs = profile(model)
-    progress(f"training {model.name}: {costs['params']:,} parameters, {costs['macs'] / 1e6:.1f}M MACs, "
-             f"{len(splits['train'].images)} training images, {epochs} epochs")
-    start = time.perf_counter()
-    history = train_detector(model, splits, path, anchor_config(config), epochs=epochs, batch_size=batch_size,
-                             learning_rate=learning_rate, seed=seed)
-    seconds = time.perf_counter() - start
-    write_text(os.path.join(path, "labels.txt"), "\n".join(class_names) + "\n")
-    training = {"epochs_run": len(history["loss"]), "seconds": round(seconds, 1), "final_loss": history["loss"][-1],
-                "final_val_loss": history["val_loss"][-1], "train_images": len(splits["train"].images),
-                "test_images": len(splits["test"].images)}
-    progress(f"trained in {seconds:.0f} s: validation loss {training['final_val_loss']:.4f}")
-    update_report(path, config=config, model={"name": model.name, "params": costs["params"], "macs": costs["macs"]},
-                  training=training, figures=["training_curves.png"])
-    return path, model, splits

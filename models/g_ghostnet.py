@@ -4,13 +4,13 @@ stages are G-Ghost stages, written as a stage table plus one builder.
 
 A RegNetX is a 3x3/2 stem of 32 channels and four stages of X blocks (1x1 conv-BN-ReLU,
 3x3 group conv with groups of ``group_width`` channels, the stage's stride 2 on the first
-block, BN-ReLU, 1x1 conv-BN, residual, ReLU). Each row of a table is a stage: depth, width,
-group width, and whether it is a G-Ghost stage. A G-Ghost stage of depth n keeps the first
-block (full width C, stride 2) and the last one (full width); the n - 2 blocks between them
-work on r = floor(C (1 - lambda) / g') g' channels only (g' = int(0.75 group_width): the
-authors' release shrinks their groups), and ``keras_layers.g_ghost.GGhostCheapMix`` makes the
-other C - r from the first block's output. The authors make stages of more than two blocks
-G-Ghost stages, with lambda = 0.5.
+block, BN-ReLU, 1x1 conv-BN, residual, ReLU). Each row of a table is a stage: repeats n (the
+depth), output channels C (the width), group width g, and whether it is a G-Ghost stage. A
+G-Ghost stage of n blocks keeps the first block (full width C, stride 2) and the last one
+(full width); the n - 2 blocks between them work on r = floor(C (1 - lambda) / g') g' channels
+only (g' = int(0.75 g): the authors' release shrinks their groups), and
+``keras_layers.g_ghost.GGhostCheapMix`` makes the other C - r from the first block's output.
+The authors make stages of more than two blocks G-Ghost stages, with lambda = 0.5.
 
 ``G_GHOST_REGNETX_3_2GF`` is RegNetX-3.2GF (depths 2, 6, 15, 2; widths 96, 192, 432, 1008;
 group width 48) so built: at 224x224 and 1000 classes about 10.5M parameters and 1.8B
@@ -24,8 +24,7 @@ from typing import NamedTuple
 
 from keras_layers.g_ghost import GGhostCheapMix
 from keras_layers.keras_api import keras
-from models.blocks import classifier_head
-from models.mobilenet_v2 import check_builder_args
+from models.blocks import check_builder_args, classifier_head
 
 layers = keras.layers
 
@@ -36,10 +35,10 @@ CHEAP_GROUP_WIDTH = 0.75  # group width of the blocks between a G-Ghost stage's 
 
 
 class Stage(NamedTuple):
-    """``depth`` X blocks of ``width`` channels in groups of ``group_width``; stride 2 first."""
+    """``repeats`` X blocks of ``channels`` outputs in groups of ``group_width``; stride 2 first."""
 
-    depth: int
-    width: int
+    repeats: int
+    channels: int
     group_width: int
     g_ghost: bool
 
@@ -83,27 +82,27 @@ def intrinsic_channels(stage, cheap_ratio):
     """``(r, g')``: the channels of a G-Ghost stage made by its blocks, a multiple of g', the group
     width of the blocks between its first and last."""
     group_width = int(stage.group_width * CHEAP_GROUP_WIDTH)
-    return int(stage.width * (1 - cheap_ratio) / group_width) * group_width, group_width
+    return int(stage.channels * (1 - cheap_ratio) / group_width) * group_width, group_width
 
 
 def g_ghost_stage(x, stage, cheap_ratio=CHEAP_RATIO, name="stage"):
     """A G-Ghost stage: first block, n - 2 blocks on r channels, cheap + mix operations, last block."""
-    first = x_block(x, stage.width, stage.group_width, 2, name=f"{name}_block0")
+    first = x_block(x, stage.channels, stage.group_width, 2, name=f"{name}_block0")
     intrinsic, group_width = intrinsic_channels(stage, cheap_ratio)
     intermediate = [first[:, :, :, :intrinsic]]  # explicit slices: tf_keras cannot save an Ellipsis
-    for block in range(1, stage.depth - 1):
+    for block in range(1, stage.repeats - 1):
         intermediate.append(x_block(intermediate[-1], intrinsic, group_width, name=f"{name}_block{block}"))
     x = GGhostCheapMix(name=f"{name}_cheap_mix")([first, *intermediate[1:]])
-    return x_block(x, stage.width, stage.group_width, name=f"{name}_block{stage.depth - 1}")
+    return x_block(x, stage.channels, stage.group_width, name=f"{name}_block{stage.repeats - 1}")
 
 
 def _check_stages(stages, cheap_ratio):
     if not 0 < cheap_ratio < 1:
         raise ValueError(f"cheap_ratio must be in (0, 1), got {cheap_ratio}")
     for stage in stages:
-        if stage.g_ghost and stage.depth < 3:
-            raise ValueError(f"a G-Ghost stage needs depth >= 3 (first, middle, last block), got {stage}")
-        if stage.g_ghost and not 0 < intrinsic_channels(stage, cheap_ratio)[0] < stage.width:
+        if stage.g_ghost and stage.repeats < 3:
+            raise ValueError(f"a G-Ghost stage needs repeats >= 3 (first, middle, last block), got {stage}")
+        if stage.g_ghost and not 0 < intrinsic_channels(stage, cheap_ratio)[0] < stage.channels:
             raise ValueError(f"cheap_ratio {cheap_ratio} leaves no intrinsic or no ghost channels in {stage}")
 
 
@@ -118,7 +117,7 @@ def g_ghostnet(input_shape=(224, 224, 3), include_top=True, weights=None, classe
     Returns:
         A ``keras.Model``.
     """
-    check_builder_args(input_shape, weights, include_top, classes)
+    check_builder_args("g_ghostnet", input_shape, weights, include_top, classes)
     _check_stages(stages, cheap_ratio)
     inputs = keras.Input(shape=input_shape)
     x = _conv_bn(inputs, STEM_CHANNELS, 3, 2, name="stem")
@@ -126,6 +125,7 @@ def g_ghostnet(input_shape=(224, 224, 3), include_top=True, weights=None, classe
         if stage.g_ghost:
             x = g_ghost_stage(x, stage, cheap_ratio, name=f"stage{stage_id}")
             continue
-        for block in range(stage.depth):
-            x = x_block(x, stage.width, stage.group_width, 2 if block == 0 else 1, name=f"stage{stage_id}_block{block}")
+        for block in range(stage.repeats):
+            x = x_block(x, stage.channels, stage.group_width, 2 if block == 0 else 1,
+                        name=f"stage{stage_id}_block{block}")
     return keras.Model(inputs, classifier_head(x, include_top, classes, pooling, classifier_activation), name=name)

@@ -4,7 +4,8 @@ Bottlenecks", CVPR 2018), written as the paper's Table 2 plus one builder.
 Each row of ``MOBILENET_V2`` is a stage: expansion t, output channels c, repeats n,
 stride s of the first block, and the layer of its 1x1 steps. Channel rounding and the widened
 last layer follow the reference implementation, so parameter counts equal
-``keras.applications.MobileNetV2``.
+``keras.applications.MobileNetV2``. The builder records the feature taps of the dense-prediction
+heads as it builds (``models.taps``; ``model.feature_taps``).
 
 ``MOBILENET_V2_WHT`` is the network of Pan, Badawi and Cetin ("Fast Walsh-Hadamard Transform
 and Smooth-Thresholding Based Binary Layers in Deep Neural Networks", CVPRW 2021): the 1x1
@@ -15,7 +16,8 @@ paper's 2.270M parameters to 540K.
 from typing import NamedTuple
 
 from keras_layers.keras_api import keras
-from models.blocks import classifier_head, conv_bn, inverted_residual, make_divisible, pointwise_bn
+from models.blocks import check_builder_args, classifier_head, conv_bn, inverted_residual, make_divisible, pointwise_bn
+from models.taps import TapRecorder
 
 
 class Stage(NamedTuple):
@@ -51,18 +53,6 @@ STEM_CHANNELS = 32
 LAST_CHANNELS = 1280
 
 
-def check_builder_args(input_shape, weights, include_top, classes):
-    """Reject arguments the kit's builders do not support, with a one-line reason."""
-    if weights is not None:
-        raise ValueError(f"weights={weights!r}: pretrained weights cannot be downloaded here; use weights=None")
-    if input_shape is None or len(input_shape) != 3:
-        raise ValueError(f"input_shape must be (height, width, channels), got {input_shape!r}")
-    if min(input_shape[:2]) < 32:
-        raise ValueError(f"input_shape {tuple(input_shape)} is too small: height and width must be >= 32")
-    if include_top and classes < 1:
-        raise ValueError(f"classes must be >= 1, got {classes}")
-
-
 def mobilenet_v2(
     input_shape=(224, 224, 3),
     alpha=1.0,
@@ -81,7 +71,7 @@ def mobilenet_v2(
         input_shape: (height, width, channels), channels last.
         alpha: width multiplier applied to every layer (the last layer only grows).
         include_top: add global average pooling and the ``classes``-way Dense layer.
-        weights: only ``None``; no pretrained weights are downloaded.
+        weights: only ``None`` (no pretrained weights for this architecture yet).
         classes: number of classes of the top layer.
         pooling: ``None``, ``"avg"`` or ``"max"`` when ``include_top`` is False.
         classifier_activation: activation of the top layer (``None`` for logits).
@@ -90,12 +80,14 @@ def mobilenet_v2(
         stages: the block table (default: ``TABLES[pointwise]``); a variant network is a
             different table.
     Returns:
-        A ``keras.Model``.
+        A ``keras.Model`` whose ``feature_taps`` attribute maps the roles of
+        ``models.taps.TAP_ROLES`` to layer names.
     """
-    check_builder_args(input_shape, weights, include_top, classes)
+    check_builder_args("mobilenet_v2", input_shape, weights, include_top, classes, alpha)
     if pointwise not in TABLES:
         raise ValueError(f"pointwise must be one of {', '.join(TABLES)}, got {pointwise!r}")
     inputs = keras.Input(shape=input_shape)
+    taps = TapRecorder(inputs)
     x = conv_bn(inputs, make_divisible(STEM_CHANNELS * alpha), 3, stride=2, activation="relu6", name="stem")
     block_id = 0
     for stage in TABLES[pointwise] if stages is None else stages:
@@ -103,10 +95,11 @@ def mobilenet_v2(
         for repeat in range(stage.repeats):
             stride = stage.stride if repeat == 0 else 1
             x = inverted_residual(x, stage.expansion, filters, stride, stage.kernel, pointwise=stage.pointwise,
-                                  name=f"block{block_id}")
+                                  name=f"block{block_id}", taps=taps)
             block_id += 1
     last_channels = make_divisible(LAST_CHANNELS * alpha) if alpha > 1.0 else LAST_CHANNELS
     x = pointwise_bn(x, last_channels, pointwise, activation="relu6", name="head")
+    taps.last(x)
     outputs = classifier_head(x, include_top, classes, pooling, classifier_activation)
     suffix = "" if pointwise == "conv" else f"_{pointwise}"
-    return keras.Model(inputs, outputs, name=name or f"mobilenetv2_{alpha:0.2f}_{input_shape[0]}{suffix}")
+    return taps.attach(keras.Model(inputs, outputs, name=name or f"mobilenetv2_{alpha:0.2f}_{input_shape[0]}{suffix}"))

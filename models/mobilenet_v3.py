@@ -1,31 +1,34 @@
 """MobileNetV3-Large and -Small (Howard et al., "Searching for MobileNetV3", ICCV 2019),
 written as the paper's Tables 1 and 2 plus one builder.
 
-Each ``Bneck`` record is one row of the table: kernel, expansion size, output channels,
-squeeze-excite, activation ("RE" ReLU, "HS" hard-swish), stride. Channel rounding, the
+Each ``Bneck`` record is one row of the table: kernel, expanded channels (the paper's "exp size"),
+output channels, squeeze-excite, activation ("RE" ReLU, "HS" hard-swish), stride. Channel rounding, the
 squeeze-excite width (a quarter of the expansion, rounded to 8), the 6x last 1x1 conv and
 the bias-carrying 1x1 head (a Dense after pooling) follow ``keras.applications``, so
 parameter counts equal ``keras.applications.MobileNetV3Large/Small``. As there, Small has
 no squeeze-excite on its last 1x1 conv (Table 2 lists one), and stride-2 depthwise
 convolutions use "same" padding (Keras pads explicitly; the weights are the same).
 
-``minimalistic=True`` is a change of data: 3x3 kernels, no squeeze-excite, ReLU only.
+``minimalistic=True`` is a change of data: 3x3 kernels, no squeeze-excite, ReLU only. The
+builder records the feature taps of the dense-prediction heads as it builds (``models.taps``;
+``model.feature_taps``).
 """
 from typing import NamedTuple
 
 from keras_layers.activations import HardSwish, SqueezeExcite
 from keras_layers.keras_api import keras
-from models.blocks import classifier_head, conv_bn, depthwise_bn, make_divisible
-from models.mobilenet_v2 import check_builder_args
+from models.blocks import check_builder_args, classifier_head, conv_bn, depthwise_bn, make_divisible
+from models.taps import TapRecorder
 
 layers = keras.layers
 
 
 class Bneck(NamedTuple):
-    """One row of the MobileNetV3 tables: an inverted-residual bottleneck."""
+    """One row of the MobileNetV3 tables: an inverted-residual bottleneck whose 1x1 expansion makes
+    ``expanded`` channels (a count, the paper's "exp size", not an expansion ratio)."""
 
     kernel: int
-    expansion: int
+    expanded: int
     channels: int
     se: bool
     activation: str
@@ -82,15 +85,18 @@ def _activation(x, kind, name):
     raise ValueError(f"unknown activation {kind!r}: expected 'RE' or 'HS'")
 
 
-def bneck(x, block, in_channels, filters, name):
-    """MobileNetV3 bottleneck: 1x1 expand (when the expansion differs from the input) ->
+def bneck(x, block, in_channels, filters, name, taps=None):
+    """MobileNetV3 bottleneck: 1x1 expand (when the expanded width differs from the input) ->
     k x k depthwise -> optional squeeze-excite -> linear 1x1 projection, identity shortcut
     when the shape is kept. ``in_channels`` is the table's input width, so the expansion
-    ratio ``block.expansion / in_channels`` scales with ``alpha`` as in Keras."""
+    ratio ``block.expanded / in_channels`` scales with ``alpha`` as in Keras. ``taps`` (a
+    ``models.taps.TapRecorder``) records the block's output and expansion."""
     shortcut, channels = x, x.shape[-1]
-    expanded = make_divisible(channels * (block.expansion / in_channels))
-    if block.expansion != in_channels:
-        x = _activation(conv_bn(x, expanded, 1, name=f"{name}_expand"), block.activation, f"{name}_expand")
+    expanded = make_divisible(channels * (block.expanded / in_channels))
+    expanded_map = None
+    if block.expanded != in_channels:
+        x = expanded_map = _activation(conv_bn(x, expanded, 1, name=f"{name}_expand"), block.activation,
+                                       f"{name}_expand")
     x = depthwise_bn(x, block.kernel, block.stride, name=f"{name}_depthwise")
     x = _activation(x, block.activation, f"{name}_depthwise")
     if block.se:
@@ -98,6 +104,8 @@ def bneck(x, block, in_channels, filters, name):
     x = conv_bn(x, filters, 1, name=f"{name}_project")
     if block.stride == 1 and channels == filters:
         x = layers.Add(name=f"{name}_add")([shortcut, x])
+    if taps is not None:
+        taps.block(shortcut, x, expanded=expanded_map)
     return x
 
 
@@ -114,20 +122,24 @@ def mobilenet_v3(
     dropout_rate=0.2,
     classifier_activation="softmax",
     name="mobilenetv3",
+    builder="mobilenet_v3",
 ):
-    """Build a MobileNetV3 from a ``Bneck`` table (see ``mobilenet_v3_large`` for the args)."""
-    check_builder_args(input_shape, weights, include_top, classes)
+    """Build a MobileNetV3 from a ``Bneck`` table (see ``mobilenet_v3_large`` for the args;
+    ``builder`` names the builder in error messages)."""
+    check_builder_args(builder, input_shape, weights, include_top, classes, alpha)
     if minimalistic:
         blocks = minimalistic_blocks(blocks)
     stem_activation = "RE" if minimalistic else "HS"
     inputs = keras.Input(shape=input_shape)
+    taps = TapRecorder(inputs)
     x = _activation(conv_bn(inputs, STEM_CHANNELS, 3, stride=2, name="stem"), stem_activation, "stem")
     in_channels = STEM_CHANNELS
     for block_id, block in enumerate(blocks):
-        x = bneck(x, block, in_channels, make_divisible(block.channels * alpha), name=f"block{block_id}")
+        x = bneck(x, block, in_channels, make_divisible(block.channels * alpha), name=f"block{block_id}", taps=taps)
         in_channels = block.channels
     x = conv_bn(x, make_divisible(x.shape[-1] * HEAD_EXPANSION), 1, name="head")
     x = _activation(x, stem_activation, "head")
+    taps.last(x)
     if include_top:
         x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
         x = layers.Dense(make_divisible(last_channels * alpha) if alpha > 1.0 else last_channels, name="head_dense")(x)
@@ -138,7 +150,7 @@ def mobilenet_v3(
     else:
         x = classifier_head(x, False, classes, pooling, classifier_activation)
     suffix = "_minimalistic" if minimalistic else ""
-    return keras.Model(inputs, x, name=f"{name}{suffix}_{alpha:0.2f}_{input_shape[0]}")
+    return taps.attach(keras.Model(inputs, x, name=f"{name}{suffix}_{alpha:0.2f}_{input_shape[0]}"))
 
 
 def mobilenet_v3_large(input_shape=(224, 224, 3), alpha=1.0, minimalistic=False, include_top=True, weights=None,
@@ -151,17 +163,19 @@ def mobilenet_v3_large(input_shape=(224, 224, 3), alpha=1.0, minimalistic=False,
         alpha: width multiplier of the blocks (the stem stays 16; the 1280-wide head only grows).
         minimalistic: 3x3 kernels, no squeeze-excite and ReLU instead of hard-swish.
         include_top: add pooling, the 1280-wide hidden layer and the ``classes``-way layer.
-        weights: only ``None``; no pretrained weights are downloaded.
+        weights: only ``None`` (no pretrained weights for this architecture yet).
         classes: number of classes of the top layer.
         pooling: ``None``, ``"avg"`` or ``"max"`` when ``include_top`` is False.
         dropout_rate: dropout before the top layer.
         classifier_activation: activation of the top layer (``None`` for logits).
         blocks: the block table; a variant network is a different table.
     Returns:
-        A ``keras.Model``.
+        A ``keras.Model`` whose ``feature_taps`` attribute maps the roles of
+        ``models.taps.TAP_ROLES`` to layer names.
     """
     return mobilenet_v3(blocks, LAST_CHANNELS["large"], input_shape, alpha, minimalistic, include_top, weights,
-                        classes, pooling, dropout_rate, classifier_activation, name="mobilenetv3large")
+                        classes, pooling, dropout_rate, classifier_activation, name="mobilenetv3large",
+                        builder="mobilenet_v3_large")
 
 
 def mobilenet_v3_small(input_shape=(224, 224, 3), alpha=1.0, minimalistic=False, include_top=True, weights=None,
@@ -170,4 +184,5 @@ def mobilenet_v3_small(input_shape=(224, 224, 3), alpha=1.0, minimalistic=False,
     """Build MobileNetV3-Small with the ``keras.applications`` signature (args as for Large;
     the hidden top layer is 1024 wide)."""
     return mobilenet_v3(blocks, LAST_CHANNELS["small"], input_shape, alpha, minimalistic, include_top, weights,
-                        classes, pooling, dropout_rate, classifier_activation, name="mobilenetv3small")
+                        classes, pooling, dropout_rate, classifier_activation, name="mobilenetv3small",
+                        builder="mobilenet_v3_small")

@@ -3,7 +3,7 @@ PIDE discretizations", 2022): MobileNetV2-style inverted residuals for local fea
 residual PIDE step (``keras_layers.pide``) after the stages that ask for one, so that every
 pixel of the map sees every other one, at a cost linear in height + width per pixel.
 
-Each row of a table is a stage: expansion t, channels c, repeats n, stride s of the first
+Each row of a table is a stage: expansion t, output channels c, repeats n, stride s of the first
 block (MobileNetV2's notation), and whether a PIDE block follows it. ``operator`` picks the
 nonlocal operator of every PIDE block (``OPERATORS``; None drops them, the local baseline).
 The classifier ends in a 1x1 conv and the ``keras.applications`` head; the segmenter decodes
@@ -13,8 +13,8 @@ from typing import NamedTuple
 
 from keras_layers.keras_api import keras
 from keras_layers.pide import FractionalLaplacian, GlobalWeightedLaplacian, InverseFractionalLaplacian
-from models.blocks import classifier_head, conv_bn, depthwise_bn, inverted_residual, make_divisible
-from models.mobilenet_v2 import check_builder_args
+from models.blocks import (check_builder_args, classifier_head, conv_bn, depthwise_bn, inverted_residual,
+                           make_divisible)
 
 layers = keras.layers
 
@@ -29,7 +29,7 @@ class Stage(NamedTuple):
     """``repeats`` inverted residuals (expansion, channels, stride of the first), then a PIDE block if ``pide``."""
 
     expansion: int
-    filters: int
+    channels: int
     repeats: int
     stride: int
     pide: bool
@@ -63,7 +63,7 @@ def _encoder(inputs, stages, alpha, operator):
     stride, features = 2, {}
     for stage_id, stage in enumerate(stages):
         for repeat in range(stage.repeats):
-            x = inverted_residual(x, stage.expansion, make_divisible(stage.filters * alpha),
+            x = inverted_residual(x, stage.expansion, make_divisible(stage.channels * alpha),
                                   stage.stride if repeat == 0 else 1, name=f"stage{stage_id}_block{repeat}")
         if stage.pide and operator is not None:
             x = OPERATORS[operator](name=f"stage{stage_id}_pide")(x)
@@ -83,7 +83,7 @@ def pide_classifier(input_shape=(32, 32, 3), alpha=1.0, include_top=True, weight
         stages: the stage table (default ``PIDE_CLASSIFIER``).
         last_filters: channels of the 1x1 conv before the head.
     """
-    check_builder_args(input_shape, weights, include_top, classes)
+    check_builder_args("pide_classifier", input_shape, weights, include_top, classes, alpha)
     _check_operator(operator)
     inputs = keras.Input(shape=input_shape)
     x, _ = _encoder(inputs, stages, alpha, operator)
@@ -101,7 +101,7 @@ def pide_segmenter(input_shape=(64, 64, 3), alpha=1.0, weights=None, classes=4, 
     logits at stride 2 are upsampled to the input size. Height and width must be multiples of
     the encoder's output stride.
     """
-    check_builder_args(input_shape, weights, True, classes)
+    check_builder_args("pide_segmenter", input_shape, weights, True, classes, alpha)
     _check_operator(operator)
     output_stride = 2
     for stage in stages:

@@ -10,25 +10,28 @@ additions are not counted.
     DepthwiseConv2D H_out * W_out * k_h * k_w * C_in * depth_multiplier
     Dense           (product of the non-batch, non-channel output dims) * C_in * units
 
-A kit layer states its own cost by defining ``count_macs()`` (MACs of one call at batch
-1 for its built shapes, counted as its paper counts them); ``profile`` uses it when present.
+A kit layer states its own cost through the ``CountsMacs`` hook of ``keras_layers.protocol``
+(``count_macs()``: MACs of one call at batch 1 for its built shapes, counted as its paper
+counts them); ``profile`` uses it when present.
 
 Binary and low-bit layers (``keras_layers.binary``) add operand bit widths. ACE, the
 arithmetic computation effort of PokeBNN (Zhang et al., CVPR 2022), weights each MAC by the
-bit widths of its two operands:
+bit widths of its two operands (the hooks are declared in ``keras_layers.protocol``):
 
     ACE = sum over MACs of input_bits * kernel_bits
 
 so a float MAC counts 32 * 32 = 1024, an int8 one 64 and a binary (XNOR + popcount) one 1;
 ``binary_macs`` counts the MACs with both operands 1-bit. A layer states its operand widths
-through ``input_bits`` and ``kernel_bits`` attributes (32 when absent), or, when it mixes
-widths (a block of several convolutions), through ``macs_by_bits()`` returning
-``[(input_bits, kernel_bits, macs), ...]``. ``weight_bits`` is the storage of all weights:
-32 bits per value unless the layer states its own through ``count_weight_bits()``.
+through ``OperandBits`` (``input_bits`` and ``kernel_bits`` attributes; 32 when absent), or,
+when it mixes widths (a block of several convolutions), through ``MacsByBits``
+(``macs_by_bits()`` returning ``[(input_bits, kernel_bits, macs), ...]``). ``weight_bits`` is
+the storage of all weights: 32 bits per value unless the layer states its own through
+``CountsWeightBits`` (``count_weight_bits()``).
 """
 import math
 
 from keras_layers.keras_api import keras
+from keras_layers.protocol import CountsMacs, CountsWeightBits, MacsByBits, implements, operand_bits
 from keras_layers.quantizers import FLOAT_BITS
 
 layers = keras.layers
@@ -60,22 +63,21 @@ def leaf_layers(model):
 
 def layer_macs(layer):
     """MACs of one built layer at batch 1 (0 for layers that do no multiply-adds)."""
-    if hasattr(layer, "count_macs"):
+    if implements(layer, CountsMacs):
         return int(layer.count_macs())
     return _kernel_macs(layer) if isinstance(layer, COUNTED_LAYERS) else 0
 
 
 def layer_macs_by_bits(layer):
     """``[(input_bits, kernel_bits, macs), ...]`` of one built layer (see the module docstring)."""
-    if hasattr(layer, "macs_by_bits"):
+    if implements(layer, MacsByBits):
         return [(int(a), int(b), int(macs)) for a, b, macs in layer.macs_by_bits()]
-    bits = (int(getattr(layer, "input_bits", FLOAT_BITS)), int(getattr(layer, "kernel_bits", FLOAT_BITS)))
-    return [(*bits, layer_macs(layer))]
+    return [(*operand_bits(layer), layer_macs(layer))]
 
 
 def layer_weight_bits(layer):
     """Storage of one layer's weights in bits."""
-    if hasattr(layer, "count_weight_bits"):
+    if implements(layer, CountsWeightBits):
         return int(layer.count_weight_bits())
     return FLOAT_BITS * sum(math.prod(int(d) for d in w.shape) for w in layer.weights)
 

@@ -1,8 +1,25 @@
-"""Architectures by name, for the CLI and the jobs."""
+"""Every architecture of the kit by name, with what the CLI, the jobs and the zoo need to know.
+
+An ``Architecture`` entry is a builder plus metadata: the task it serves (``classify``,
+``detect``, ``segment``), the builder arguments the entry fixes (``mobilenet_v2_wht`` is
+``mobilenet_v2`` with ``pointwise="wht1d"``), the feature-tap roles its builder records while
+building (the backbones a detection or segmentation head can read, ``models.backbones``),
+and whether the model takes pixels in [0, 255] itself (SSDLite) or behind
+``models.train.with_preprocessing``. Defaults are the builder's own signature defaults: each
+is stated once, in the builder.
+
+``build_model(config)`` rebuilds the model of a run from its ``config`` (``arch``,
+``image_size``, ``classes`` and any builder argument such as ``alpha`` or ``backbone``): the
+training job, the export jobs, the tf_keras QAT process and the zoo all build through it, so
+a run is rebuilt exactly as it was trained. Adding an architecture is its builder module plus
+one ``register`` call.
+"""
 import inspect
-from functools import partial
+from dataclasses import dataclass, field
+from typing import Callable
 
 from models.binary_nets import binary_resnet18, binary_resnet20, capsule_mobilenet_v2, capsule_resnet50
+from models.deeplab import lr_aspp, mobile_deeplabv3
 from models.densenet import densenet, hardnet, threshnet
 from models.g_ghostnet import g_ghostnet
 from models.ghostnet import ghostnet
@@ -12,43 +29,102 @@ from models.mobilenet_v3 import mobilenet_v3_large, mobilenet_v3_small
 from models.pide_nets import pide_classifier, pide_segmenter
 from models.repvgg import repvgg, rm_resnet
 from models.resnet import resnet18, resnet20, resnet50, resnet56
+from models.ssdlite import ssdlite
+from models.taps import TAP_ROLES
+from models.train import with_preprocessing
 
-ARCHITECTURES = {
-    "mobilenet_v2": mobilenet_v2,
-    "mobilenet_v2_wht": partial(mobilenet_v2, pointwise="wht1d"),
-    "mobilenet_v3_large": mobilenet_v3_large,
-    "mobilenet_v3_small": mobilenet_v3_small,
-    "ghostnet": ghostnet,
-    "resnet20": resnet20,
-    "resnet56": resnet56,
-    "resnet18": resnet18,
-    "resnet50": resnet50,
-    "densenet121": densenet,
-    "threshnet": threshnet,
-    "hardnet": hardnet,
-    "repvgg": repvgg,
-    "rm_resnet": rm_resnet,
-    "mgic_net": mgic_net,
-    "g_ghostnet": g_ghostnet,
-    "pide_classifier": pide_classifier,
-    "pide_segmenter": pide_segmenter,
-    "binary_resnet20": binary_resnet20,
-    "binary_resnet18": binary_resnet18,
-    "capsule_mobilenet_v2": capsule_mobilenet_v2,
-    "capsule_resnet50": capsule_resnet50,
-}
+TASK_NAMES = ("classify", "detect", "segment")
+# Builder arguments a run's config never carries: the input comes from ``image_size``, the rest
+# are fixed by how the kit uses a model (a whole network with its classifier or head).
+INPUT_ARGUMENTS = ("input_shape", "classes", "include_top", "weights", "pooling", "classifier_activation", "name")
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """A registry entry: ``builder`` for ``task``, called with ``fixed`` arguments on top of the
+    caller's; ``taps`` are the feature-tap roles the builder records (empty: not a backbone);
+    ``takes_pixels``: the model scales pixels in [0, 255] itself (no ``with_preprocessing``)."""
+
+    builder: Callable
+    task: str = "classify"
+    fixed: dict = field(default_factory=dict)
+    taps: tuple = ()
+    takes_pixels: bool = False
+
+    @property
+    def arguments(self):
+        """The builder arguments a config may set (``alpha``, ``backbone``, ...) and their defaults."""
+        parameters = inspect.signature(self.builder).parameters
+        return {name: p.default for name, p in parameters.items()
+                if name not in INPUT_ARGUMENTS and name not in self.fixed and p.default is not p.empty}
+
+    @property
+    def default_classes(self):
+        """The builder's default number of classes (1,000 for the ImageNet networks)."""
+        return inspect.signature(self.builder).parameters["classes"].default
+
+    def build(self, **kwargs):
+        """The builder called with ``kwargs`` and the entry's fixed arguments."""
+        return self.builder(**kwargs, **self.fixed)
+
+
+ARCHITECTURES = {}
+
+
+def register(name, builder, task="classify", **metadata):
+    """Add architecture ``name`` (see ``Architecture`` for ``metadata``); returns its entry."""
+    if task not in TASK_NAMES:
+        raise ValueError(f"architecture {name!r}: task {task!r} is not one of {', '.join(TASK_NAMES)}")
+    ARCHITECTURES[name] = Architecture(builder, task, **metadata)
+    return ARCHITECTURES[name]
+
+
+for _name, _builder in (("mobilenet_v2", mobilenet_v2), ("mobilenet_v3_large", mobilenet_v3_large),
+                        ("mobilenet_v3_small", mobilenet_v3_small)):
+    register(_name, _builder, taps=TAP_ROLES)
+register("mobilenet_v2_wht", mobilenet_v2, fixed={"pointwise": "wht1d"})
+for _name, _builder in (("ghostnet", ghostnet), ("resnet20", resnet20), ("resnet56", resnet56),
+                        ("resnet18", resnet18), ("resnet50", resnet50), ("densenet121", densenet),
+                        ("threshnet", threshnet), ("hardnet", hardnet), ("repvgg", repvgg), ("rm_resnet", rm_resnet),
+                        ("mgic_net", mgic_net), ("g_ghostnet", g_ghostnet), ("pide_classifier", pide_classifier),
+                        ("binary_resnet20", binary_resnet20), ("binary_resnet18", binary_resnet18),
+                        ("capsule_mobilenet_v2", capsule_mobilenet_v2), ("capsule_resnet50", capsule_resnet50)):
+    register(_name, _builder)
+register("ssdlite", ssdlite, task="detect", takes_pixels=True)
+for _name, _builder in (("lr_aspp", lr_aspp), ("mobile_deeplabv3", mobile_deeplabv3),
+                        ("pide_segmenter", pide_segmenter)):
+    register(_name, _builder, task="segment")
+
+
+def architecture(arch, task=None):
+    """The entry of ``arch``; with ``task``, it must serve that task."""
+    names = [name for name, entry in ARCHITECTURES.items() if task in (None, entry.task)]
+    if arch not in names:
+        kind = f"{task} architecture" if task else "architecture"
+        raise ValueError(f"unknown {kind} {arch!r}: expected one of {', '.join(names)}")
+    return ARCHITECTURES[arch]
+
+
+def backbones():
+    """The names of the architectures that record feature taps (usable under a head)."""
+    return [name for name, entry in ARCHITECTURES.items() if entry.taps]
 
 
 def build(arch, **kwargs):
     """Build architecture ``arch`` with builder keyword arguments."""
-    if arch not in ARCHITECTURES:
-        raise ValueError(f"unknown architecture {arch!r}: expected one of {', '.join(ARCHITECTURES)}")
-    return ARCHITECTURES[arch](**kwargs)
+    entry = architecture(arch)
+    accepted = set(inspect.signature(entry.builder).parameters) - set(entry.fixed)
+    unknown = sorted(set(kwargs) - accepted)
+    if unknown:
+        raise ValueError(f"{arch} takes no argument {', '.join(unknown)}: expected some of {', '.join(sorted(accepted))}")
+    return entry.build(**kwargs)
 
 
-def width_arguments(arch, alpha):
-    """``{"alpha": alpha}`` for builders with a width multiplier ``alpha`` (the MobileNets), else
-    ``{}``: the CLI's ``--alpha`` applies where it means something."""
-    if arch not in ARCHITECTURES:
-        raise ValueError(f"unknown architecture {arch!r}: expected one of {', '.join(ARCHITECTURES)}")
-    return {"alpha": alpha} if "alpha" in inspect.signature(ARCHITECTURES[arch]).parameters else {}
+def build_model(config):
+    """The model of a run ``config``: ``arch`` at ``image_size`` squared with ``classes``, built with
+    the config's builder arguments and taking pixels in [0, 255]."""
+    entry = architecture(config["arch"])
+    size = config["image_size"]
+    kwargs = {key: value for key, value in config.items() if key in entry.arguments}
+    model = entry.build(input_shape=(size, size, 3), classes=config["classes"], **kwargs)
+    return model if entry.takes_pixels else with_preprocessing(model)

@@ -10,11 +10,8 @@ Each row of a table is a stage: output channels, repeats, stride of its first bl
 ``models.reparameterize`` turns it into a plain conv-ReLU network (RMNet).
 """
 from keras_layers.keras_api import keras
-from keras_layers.rep import RepVGGBlock, RMResBlock
-from models.blocks import Stage, classifier_head, conv_bn
-from models.mobilenet_v2 import check_builder_args
-
-
+from keras_layers.reparam import RepVGGBlock, RMResBlock
+from models.blocks import Stage, check_builder_args, classifier_head, conv_bn
 
 #                c    n  s
 REPVGG_A0 = (
@@ -31,42 +28,41 @@ RM_RESNET20 = (
 )
 
 
-def _plain_network(block, stages, stem, input_shape, width, include_top, weights, classes, pooling,
+def _plain_network(builder, block, stages, stem, input_shape, alpha, include_top, weights, classes, pooling,
                    classifier_activation, deploy, name):
-    check_builder_args(input_shape, weights, include_top, classes)
-    if width <= 0:
-        raise ValueError(f"width must be > 0, got {width}")
+    check_builder_args(builder, input_shape, weights, include_top, classes, alpha)
     inputs = keras.Input(shape=input_shape)
     x = stem(inputs)
     for stage_id, stage in enumerate(stages):
         for repeat in range(stage.repeats):
-            x = block(max(1, round(stage.channels * width)), strides=stage.stride if repeat == 0 else 1,
+            x = block(max(1, round(stage.channels * alpha)), strides=stage.stride if repeat == 0 else 1,
                       deploy=deploy, name=f"stage{stage_id}_block{repeat}")(x)
     return keras.Model(inputs, classifier_head(x, include_top, classes, pooling, classifier_activation), name=name)
 
 
-def repvgg(input_shape=(224, 224, 3), width=1.0, include_top=True, weights=None, classes=1000, pooling=None,
+def repvgg(input_shape=(224, 224, 3), alpha=1.0, include_top=True, weights=None, classes=1000, pooling=None,
            classifier_activation="softmax", stages=REPVGG_A0, deploy=False, name="repvgg"):
     """Build a RepVGG network of ``RepVGGBlock`` stages (``keras.applications`` signature).
 
     Args:
-        width: multiplier of every stage's channels.
+        alpha: width multiplier of every stage's channels.
         stages: the block table (default ``REPVGG_A0``).
         deploy: build the folded form (one 3x3 convolution per block) directly.
     Returns:
         A ``keras.Model``; ``models.reparameterize`` folds a trained training-form one.
     """
-    return _plain_network(RepVGGBlock, stages, lambda x: x, input_shape, width, include_top, weights, classes,
-                          pooling, classifier_activation, deploy, name)
+    return _plain_network("repvgg", RepVGGBlock, stages, lambda x: x, input_shape, alpha, include_top, weights,
+                          classes, pooling, classifier_activation, deploy, name)
 
 
-def rm_resnet(input_shape=(32, 32, 3), width=1.0, include_top=True, weights=None, classes=10, pooling=None,
+def rm_resnet(input_shape=(32, 32, 3), alpha=1.0, include_top=True, weights=None, classes=10, pooling=None,
               classifier_activation="softmax", stages=RM_RESNET20, deploy=False, name="rm_resnet"):
     """Build a CIFAR-style ResNet of ``RMResBlock`` stages after a 3x3 conv-BN-ReLU stem.
 
     Arguments as ``repvgg``; ``deploy=True`` builds the RMNet (residual-free) form.
     """
-    stem_channels = max(1, round(stages[0].channels * width))
-    return _plain_network(RMResBlock, stages, lambda x: conv_bn(x, stem_channels, 3, activation="relu", name="stem"),
-                          input_shape, width, include_top, weights, classes, pooling, classifier_activation,
+    stem_channels = max(1, round(stages[0].channels * alpha))
+    return _plain_network("rm_resnet", RMResBlock, stages,
+                          lambda x: conv_bn(x, stem_channels, 3, activation="relu", name="stem"),
+                          input_shape, alpha, include_top, weights, classes, pooling, classifier_activation,
                           deploy, name)

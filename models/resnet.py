@@ -2,7 +2,7 @@
 stage tables plus one builder.
 
 Each row of a table is a stage: block kind (``basic``: two 3x3 convolutions; ``bottleneck``:
-1x1, 3x3, 1x1 with 4x expansion), repeats, channels of the 3x3 convolutions, stride of the
+1x1, 3x3, 1x1, the 3x3 a quarter of the output width), repeats, output channels, stride of the
 first block. ImageNet networks (Table 1 of the paper) use the 7x7/2 stem and max pooling;
 CIFAR networks (section 4.2: 6n+2 layers, widths 16/32/64) use one 3x3 convolution.
 
@@ -16,8 +16,7 @@ biased convolutions, BN epsilon 1.001e-5, explicit stem padding), so parameter c
 from typing import NamedTuple
 
 from keras_layers.keras_api import keras
-from models.blocks import classifier_head
-from models.mobilenet_v2 import check_builder_args
+from models.blocks import check_builder_args, classifier_head
 
 layers = keras.layers
 
@@ -25,7 +24,8 @@ BN_EPSILON = 1.001e-5  # keras.applications.ResNet50
 
 
 class Stage(NamedTuple):
-    """One stage: ``repeats`` blocks of ``kind``, the first with ``stride``."""
+    """One stage: ``repeats`` blocks of ``kind`` with ``channels`` outputs, the first with ``stride``
+    (a block's inner convolutions are ``channels // BOTTLENECK[kind]`` wide)."""
 
     kind: str
     repeats: int
@@ -43,12 +43,12 @@ RESNET_18 = (
     Stage("basic", 2, 512, 2),
 )
 RESNET_50 = (
-    Stage("bottleneck", 3, 64, 1),
-    Stage("bottleneck", 4, 128, 2),
-    Stage("bottleneck", 6, 256, 2),
-    Stage("bottleneck", 3, 512, 2),
+    Stage("bottleneck", 3, 256, 1),
+    Stage("bottleneck", 4, 512, 2),
+    Stage("bottleneck", 6, 1024, 2),
+    Stage("bottleneck", 3, 2048, 2),
 )
-EXPANSION = {"basic": 1, "bottleneck": 4}
+BOTTLENECK = {"basic": 1, "bottleneck": 4}  # output channels / inner channels of a block
 
 
 def _conv_bn(x, filters, kernel, stride, use_bias, relu, name):
@@ -71,9 +71,9 @@ def _zero_pad_shortcut(x, filters, stride, name):
     return layers.Permute((2, 3, 1), name=f"{name}_to_clast")(x)
 
 
-def residual_block(x, kind, channels, stride, shortcut, use_bias, name):
-    """A basic or bottleneck block (post-activation, v1); shortcut ``"A"`` or ``"B"``."""
-    filters = channels * EXPANSION[kind]
+def residual_block(x, kind, filters, stride, shortcut, use_bias, name):
+    """A basic or bottleneck block (post-activation, v1) with ``filters`` outputs; shortcut ``"A"`` or ``"B"``."""
+    channels = filters // BOTTLENECK[kind]  # of the inner convolutions
     if stride == 1 and x.shape[-1] == filters:
         residual = x
     elif shortcut == "A":
@@ -111,17 +111,17 @@ def resnet(
             ``keras.applications`` (``weights`` must be None).
         stages: the stage table (``RESNET_20``, ``RESNET_56``, ``RESNET_18``, ``RESNET_50``).
         stem: ``"imagenet"`` (7x7/2 convolution of 64, 3x3/2 max pooling) or ``"cifar"``
-            (3x3 convolution of ``stages[0].channels``).
+            (3x3 convolution as wide as the first stage's inner convolutions).
         shortcut: ``"B"`` (projection) or ``"A"`` (zero padding) where the shape changes.
         use_bias: biased convolutions (True reproduces ``keras.applications.ResNet50``).
     Returns:
         A ``keras.Model``.
     """
-    check_builder_args(input_shape, weights, include_top, classes)
+    check_builder_args(name, input_shape, weights, include_top, classes)
     if stem not in ("imagenet", "cifar") or shortcut not in ("A", "B"):
         raise ValueError(f"stem must be 'imagenet' or 'cifar' and shortcut 'A' or 'B', got {stem!r}, {shortcut!r}")
-    if any(stage.kind not in EXPANSION for stage in stages):
-        raise ValueError(f"block kinds must be one of {sorted(EXPANSION)}, got {[s.kind for s in stages]}")
+    if any(stage.kind not in BOTTLENECK for stage in stages):
+        raise ValueError(f"block kinds must be one of {sorted(BOTTLENECK)}, got {[s.kind for s in stages]}")
     inputs = keras.Input(shape=input_shape)
     if stem == "imagenet":
         x = layers.ZeroPadding2D(3, name="conv1_pad")(inputs)
@@ -131,7 +131,7 @@ def resnet(
         x = layers.ZeroPadding2D(1, name="pool1_pad")(x)
         x = layers.MaxPooling2D(3, strides=2, name="pool1_pool")(x)
     else:
-        x = _conv_bn(inputs, stages[0].channels, 3, 1, use_bias, True, "conv1")
+        x = _conv_bn(inputs, stages[0].channels // BOTTLENECK[stages[0].kind], 3, 1, use_bias, True, "conv1")
     for stage_id, stage in enumerate(stages, start=2):
         for repeat in range(stage.repeats):
             stride = stage.stride if repeat == 0 else 1

@@ -15,7 +15,6 @@ import numpy as np
 import tensorflow as tf
 
 from keras_layers.keras_api import keras
-from models.plots import plot_training_curves
 from models.train import BestCheckpoint, set_batchnorm_momentum
 
 
@@ -86,7 +85,7 @@ def train_segmenter(model, splits, out_dir, classes, epochs=30, batch_size=32, l
     """Train ``model`` (pixels in [0, 255] -> probabilities) on ``splits`` and write to ``out_dir``.
 
     ``splits`` maps ``train`` and ``validation`` to ShapesData (images in [0, 1]). Writes
-    ``model.keras`` (best validation mIoU) and ``training_curves.png`` (loss, pixel accuracy).
+    ``model.keras`` (best validation mIoU).
     Returns ``(model, history)`` with the best weights restored and history as a dict.
     """
     keras.utils.set_random_seed(seed)
@@ -104,5 +103,4 @@ def train_segmenter(model, splits, out_dir, classes, epochs=30, batch_size=32, l
                         validation_data=segmentation_dataset(val.images * 255.0, val.masks, batch_size, seed),
                         epochs=epochs, callbacks=callbacks, verbose=verbose)
     history = {k: [float(v) for v in values] for k, values in history.history.items()}
-    plot_training_curves(history, os.path.join(out_dir, "training_curves.png"), title=model.name)
     return model, history

@@ -19,7 +19,7 @@ from models.blocks import conv_bn, depthwise_bn
 layers = keras.layers
 
 
-DETECTION_TAPS = ("stride16_expanded", "last")  # roles of models.backbones.FEATURE_TAPS
+DETECTION_TAPS = ("stride16_expanded", "last")  # roles of models.backbones.TAP_ROLES
 EXTRA_DEPTHS = (512, 256, 256, 128)  # the SSDLite extra levels after the stride-32 tap
 MIN_DEPTH = 16
 
@@ -42,19 +42,21 @@ def ssdlite(backbone="mobilenet_v2", input_shape=(320, 320, 3), alpha=1.0, class
     """Build an SSDLite detector over a zoo backbone.
 
     Args:
-        backbone: an architecture with feature taps (a key of ``models.backbones.FEATURE_TAPS``).
+        backbone: an architecture whose builder records feature taps (``models.backbones.feature_tap_names``).
         input_shape: (height, width, 3); pixels in [0, 255].
         alpha: width multiplier of the backbone and the extra levels.
         classes: object classes (the head adds background as class 0).
         extra_depths: depths of the extra stride-2 levels (the papers: 512, 256, 256, 128).
-        anchors: the default-box settings (``models.anchors.AnchorConfig``).
-        taps: the backbone feature maps the head reads (roles of ``models.backbones.FEATURE_TAPS``
+        anchors: the default-box settings (``models.anchors.AnchorConfig``, or its fields as a dict, as a
+            run's config records them).
+        taps: the backbone feature maps the head reads (roles of ``models.backbones.TAP_ROLES``
             or layer names), finest first; the papers' are the stride-16 and stride-32 ones.
     Returns:
         A ``keras.Model`` with output ``(N, A, 4 + classes + 1)``.
     """
     if classes < 1:
         raise ValueError(f"classes must be >= 1, got {classes}")
+    anchors = AnchorConfig(**anchors) if isinstance(anchors, dict) else anchors
     features = backbone_features(backbone, input_shape, taps, alpha=alpha)
     inputs = keras.Input(shape=input_shape, name="pixels")
     levels = features(layers.Rescaling(1.0 / 127.5, offset=-1.0, name="scale_to_unit")(inputs))

@@ -1,5 +1,5 @@
-"""Training recipe for classifiers: augmentation, Adam with cosine decay, early stopping,
-an atomically written best checkpoint and a training-curve PNG.
+"""Training recipe for classifiers: augmentation, Adam with cosine decay, early stopping and
+an atomically written best checkpoint.
 
 Models trained here take RGB pixels in [0, 255]: ``with_preprocessing`` puts the
 [-1, 1] scaling MobileNets expect inside the model, so the exported ``.tflite``
@@ -12,7 +12,6 @@ import tensorflow as tf
 
 from keras_layers.keras_api import keras
 from models.files import atomic_output
-from models.plots import plot_training_curves
 
 layers = keras.layers
 
@@ -80,12 +79,12 @@ def train_classifier(model, data, out_dir, epochs=40, batch_size=64, learning_ra
                      seed=0, augment=True, bn_momentum=0.9, verbose=2):
     """Train ``model`` (pixels in, class probabilities out) on ``data`` and write to ``out_dir``.
 
-    Writes ``model.keras`` (best validation accuracy) and ``training_curves.png``.
-    Returns ``(model, history)`` with the best weights restored and history as a dict.
+    Writes ``model.keras`` (best validation accuracy). Returns ``(model, history)`` with the best
+    weights restored and history as a dict.
     """
     keras.utils.set_random_seed(seed)
     set_batchnorm_momentum(model, bn_momentum)
-    (x_train, y_train), (x_val, y_val) = data.train, data.val
+    (x_train, y_train), (x_val, y_val) = data.train, data.validation
     batch_size = min(batch_size, len(y_train))
     steps = epochs * (len(y_train) // batch_size)
     schedule = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=steps)
@@ -101,7 +100,6 @@ def train_classifier(model, data, out_dir, epochs=40, batch_size=64, learning_ra
         validation_data=_dataset(x_val, y_val, batch_size),
         epochs=epochs, callbacks=callbacks, shuffle=False, verbose=verbose)  # the dataset shuffles itself
     history = {k: [float(v) for v in values] for k, values in history.history.items()}
-    plot_training_curves(history, os.path.join(out_dir, "training_curves.png"), title=model.name)
     return model, history
 
 

@@ -2,8 +2,10 @@
 
 Each model is timed by ``demo_app.benchmark`` in a fresh process (so its peak memory is
 its own and no TensorFlow is loaded), in ``rounds`` interleaved rounds: model A, B, A, B...
-so that a noisy neighbour on a shared machine slows all models alike. Ratios are taken
-against the first model.
+so that a noisy neighbour on a shared machine slows all models alike. The ``runs`` timed
+invocations of each model are split over the rounds as evenly as they go (7 over 3 rounds:
+3 + 2 + 2; fewer runs than rounds: one per round for as many rounds as there are runs), so each
+model is timed exactly ``runs`` times. Ratios are taken against the first model.
 """
 import json
 import os
@@ -11,6 +13,15 @@ import subprocess
 import sys
 
 from demo_app.benchmark import summarize
+
+
+def runs_per_round(runs, rounds):
+    """How many of ``runs`` timed invocations each of ``rounds`` rounds makes: as even as
+    possible, the larger shares first, rounds without runs left out; sums to ``runs``."""
+    if runs < 1 or rounds < 1:
+        raise ValueError(f"runs and rounds must be >= 1, got runs={runs}, rounds={rounds}")
+    share, extra = divmod(runs, rounds)
+    return [share + (i < extra) for i in range(min(runs, rounds))]
 
 
 def _time_once(path, runs, warmup, threads):
@@ -29,19 +40,21 @@ def benchmark(paths, runs=50, warmup=5, threads=2, rounds=3, progress=print):
     """Time each ``.tflite`` in ``paths``; return one dict per model, in order.
 
     Each dict: ``model``, ``size_bytes``, ``median_ms``, ``p90_ms``, ``mean_ms``, ``min_ms``,
-    ``runs``, ``threads``, ``peak_rss_mb``, ``model_rss_mb`` and ``latency_ratio`` (median
-    over the first model's median).
+    ``runs`` (timed invocations of that model: exactly ``runs``), ``threads``, ``peak_rss_mb``,
+    ``model_rss_mb`` and ``latency_ratio`` (median over the first model's median).
     """
     for path in paths:
         if not os.path.isfile(path):
             raise FileNotFoundError(f"model file not found: {path}")
-    per_round = max(1, runs // rounds)
+    shares = runs_per_round(runs, rounds)
     latencies = {path: [] for path in paths}
     memory = {path: (0.0, 0.0) for path in paths}
-    for round_index in range(rounds):
+    for round_index, share in enumerate(shares):
         for path in paths:
-            progress(f"bench round {round_index + 1}/{rounds}: {os.path.basename(path)}")
-            result = _time_once(path, per_round, warmup, threads)
+            progress(f"bench round {round_index + 1}/{len(shares)}: {os.path.basename(path)}")
+            result = _time_once(path, share, warmup, threads)
+            if len(result["latencies_ms"]) != share:
+                raise ValueError(f"benchmark of {path} timed {len(result['latencies_ms'])} runs, expected {share}")
             latencies[path] += result["latencies_ms"]
             memory[path] = max(memory[path], (result["peak_rss_mb"], result["model_rss_mb"]))
     rows = []

@@ -35,15 +35,10 @@ import subprocess
 import sys
 
 from keras_layers.keras_api import LEGACY_KERAS, keras
+from keras_layers.protocol import KERNEL_ATTRIBUTES, calibrated_output, is_kit_layer
 
-# Attributes through which Keras layers read their kernels.
-KERNEL_ATTRIBUTES = ("kernel", "depthwise_kernel")
 # Layers TFMOT has no registry entry for, quantized at their output only (no weights).
 OUTPUT_ONLY = ("Rescaling",)
-# Kit layers whose output is a concatenation of maps from branches with different ranges: a
-# trained output range would be forced onto every branch (TFLite's concatenation shares one
-# scale), leaving the branch that also feeds another op float. Their output range is calibrated.
-CALIBRATED_OUTPUT = ("GhostModule", "GhostBottleneck")
 
 
 def tfmot_quantize():
@@ -120,10 +115,6 @@ def quantize_scope():
     return tfmot_quantize().quantize_scope({"KitLayerQuantizeConfig": _CONFIG_CLASS[0]})
 
 
-def _is_kit_layer(layer):
-    return type(layer).__module__.startswith("keras_layers.")
-
-
 def inbound_names(node):
     """Names of the layers feeding one inbound node of a functional config (either Keras format)."""
     if isinstance(node, dict):
@@ -175,8 +166,8 @@ def annotate(model):
     quantize = tfmot_quantize()
 
     def annotate_layer(layer):
-        if _is_kit_layer(layer):
-            config = kit_layer_quantize_config(quantize_output=type(layer).__name__ not in CALIBRATED_OUTPUT)
+        if is_kit_layer(layer):
+            config = kit_layer_quantize_config(quantize_output=not calibrated_output(layer))
             return quantize.quantize_annotate_layer(layer, config)
         if type(layer).__name__ in OUTPUT_ONLY:
             return quantize.quantize_annotate_layer(layer, kit_layer_quantize_config(quantize_kernels=False))
@@ -219,10 +210,17 @@ def fine_tune(model, data, epochs=3, learning_rate=1e-4, batch_size=64, callback
     """Fine-tune ``model`` (QAT, pruned or QSFM-pruned) on ``data.train`` with Adam; returns the history dict."""
     model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss="sparse_categorical_crossentropy",
                   metrics=["accuracy"])
-    (x_train, y_train), (x_val, y_val) = data.train, data.val
+    (x_train, y_train), (x_val, y_val) = data.train, data.validation
     history = model.fit(x_train.astype("float32"), y_train, batch_size=batch_size, epochs=epochs, shuffle=True,
                         validation_data=(x_val.astype("float32"), y_val), callbacks=list(callbacks), verbose=verbose)
     return {key: [float(v) for v in values] for key, values in history.history.items()}
+
+
+def _ordered_weights(layer):
+    """A layer's weights in the one order both Keras generations agree on: trainable ones first,
+    then the others, each in tracking order (``get_weights`` orders a composite layer's weights
+    by sub-layer in Keras 3 but trainable-first in tf_keras)."""
+    return [*layer.trainable_weights, *layer.non_trainable_weights]
 
 
 def save_layer_weights(model, path):
@@ -234,7 +232,7 @@ def save_layer_weights(model, path):
     from models.profile import leaf_layers
 
     arrays = {f"{layer.name}/{i}": np.asarray(w) for layer in leaf_layers(model)
-              for i, w in enumerate(layer.get_weights())}
+              for i, w in enumerate(_ordered_weights(layer))}
     with atomic_output(path) as tmp, open(tmp, "wb") as f:
         np.savez(f, **arrays)
 
@@ -247,10 +245,12 @@ def load_layer_weights(model, path):
 
     with np.load(path) as arrays:
         for layer in leaf_layers(model):
-            count = len(layer.get_weights())
-            if count:
-                try:
-                    layer.set_weights([arrays[f"{layer.name}/{i}"] for i in range(count)])
-                except KeyError as missing:
-                    raise ValueError(f"weights file {path} has no weight {missing} for layer {layer.name}") from None
+            for i, weight in enumerate(_ordered_weights(layer)):
+                key = f"{layer.name}/{i}"
+                if key not in arrays:
+                    raise ValueError(f"weights file {path} has no weight {key} for layer {layer.name}")
+                if tuple(arrays[key].shape) != tuple(weight.shape):
+                    raise ValueError(f"weights file {path}: {key} has shape {arrays[key].shape}, layer {layer.name} "
+                                     f"expects {tuple(weight.shape)}")
+                weight.assign(arrays[key])
     return model

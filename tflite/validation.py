@@ -44,3 +44,26 @@ def validate(tflite_model, keras_model, images, labels=None):
         report["keras_accuracy"] = float(np.mean(expected.argmax(-1) == labels))
         report["tflite_accuracy"] = float(np.mean(actual.argmax(-1) == labels))
     return report
+
+
+def _interpreter(tflite_model):
+    return TFLiteModel.from_bytes(bytes(tflite_model)) if isinstance(tflite_model, (bytes, bytearray)) \
+        else tflite_model
+
+
+def tflite_detections(tflite_model, images):
+    """``(boxes, classes, scores)`` lists of a detector ``.tflite`` (the four outputs of
+    ``TFLite_Detection_PostProcess``) over images in [0, 1]."""
+    tflite_model = _interpreter(tflite_model)
+    boxes, classes, scores = [], [], []
+    for image in images:
+        b, c, s, count = tflite_model.run(np.asarray(image, np.float32) * 255.0)
+        n = int(count.reshape(-1)[0])
+        boxes.append(b[0, :n]), classes.append(c[0, :n].astype(np.int32)), scores.append(s[0, :n])
+    return boxes, classes, scores
+
+
+def tflite_masks(tflite_model, images):
+    """Class maps (N, H, W) of a ``.tflite`` segmenter run image by image on pixels in [0, 255]."""
+    tflite_model = _interpreter(tflite_model)
+    return np.stack([np.argmax(tflite_model.run(image)[0][0], axis=-1) for image in images]).astype(np.uint8)

@@ -22,6 +22,7 @@ from threadpoolctl import threadpool_limits
 
 from keras_layers import quantizers
 from keras_layers.binary import QuantConv2D
+from tflite.bench import runs_per_round
 
 WORD_BITS = 64
 
@@ -176,9 +177,9 @@ def benchmark(shape, filters, kernel_size=3, runs=12, rounds=3, seed=0):
     with threadpool_limits(1):  # one core for both: NumPy's bit operations are single-threaded
         for name, function in kernels.items():
             function()  # warm-up
-        for _ in range(rounds):
+        for share in runs_per_round(runs, rounds):
             for name, function in kernels.items():
-                times[name] += _timed_ms(function, max(1, runs // rounds))
+                times[name] += _timed_ms(function, share)
     medians = {f"{name}_ms": float(np.median(values)) for name, values in times.items()}
     return {"shape": "x".join(map(str, shape)), "filters": filters, "kernel_size": kernel_size,
             "macs": math.prod(shape[:2]) * kernel_size ** 2 * shape[-1] * filters, **medians,

@@ -109,12 +109,18 @@ def test_input_gradient_is_the_straight_through_estimate():
 
 
 def test_weight_clip_constrains_latent_weights_after_an_update():
-    model = layer_contract.wrap(bwn_conv2d(4, 3, kernel_clip=0.05), SHAPE)
+    """One SGD step: the kernel becomes clip(W - lr * dL/dW, -0.05, 0.05), the gradient taken by hand."""
+    layer = bwn_conv2d(4, 3, kernel_clip=0.05)
+    model = layer_contract.wrap(layer, SHAPE)
     model.compile(optimizer=keras.optimizers.SGD(10.0), loss="mse")
-    x = layer_contract.random_inputs(SHAPE, count=4)
-    model.fit(x, np.ones((4, 6, 6, 4)) * 5, epochs=1, verbose=0)
-    kernel = model.layers[-1].kernel.numpy()
-    assert np.abs(kernel).max() == pytest.approx(0.05) and np.mean(np.abs(kernel) == np.float32(0.05)) > 0.5
+    x, y = layer_contract.random_inputs(SHAPE, count=4), np.ones((4, 6, 6, 4), np.float32) * 5
+    before = layer.kernel.numpy()
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_mean(tf.square(model(x, training=True) - y))
+    expected = np.clip(before - 10.0 * tape.gradient(loss, layer.kernel).numpy(), -0.05, 0.05)
+    model.fit(x, y, batch_size=4, epochs=1, verbose=0)
+    np.testing.assert_allclose(layer.kernel.numpy(), expected, atol=1e-6)
+    assert np.mean(np.abs(expected) == np.float32(0.05)) > 0.5  # the step pushed most entries past the clip
 
 
 def test_costs_and_operand_bits():

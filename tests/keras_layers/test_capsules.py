@@ -174,9 +174,12 @@ def test_tflite_builtins_fp32_matches_and_int8_runs():
         model_bytes = convert(model, quantization, representative_data=data, io_dtype="float32")
         assert custom_operators(model_bytes) == []
         actual = np.stack([TFLiteModel.from_bytes(model_bytes).run(x)[0][0] for x in data])
-        assert actual.shape == expected.shape and np.all(np.isfinite(actual))
+        assert actual.shape == expected.shape
         if quantization == "fp32":
             np.testing.assert_allclose(actual, expected, atol=1e-5)
+    # int8 still gives each head's class probabilities (normalized lengths): they sum to 1 up to the
+    # int8 rounding of the division (regression pin: 0.051 off at most, measured with TF 2.21).
+    np.testing.assert_allclose(actual.reshape(len(data), 2, M).sum(-1), 1.0, atol=0.1)
 
 
 @pytest.mark.parametrize("make, message", [

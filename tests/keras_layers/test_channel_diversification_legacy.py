@@ -27,7 +27,12 @@ def test_small_resnet_with_channel_diversification_under_tf_keras():
     from models import profile
     from models.resnet import RESNET_20, resnet, resnet20
 
-    assert sum(int(np.prod(w.shape)) for w in resnet20().trainable_weights) == 269_722
+    # He et al.'s ResNet-20 (option A shortcuts: no parameters; convolutions without bias), counted
+    # by hand: 3x3 stem 3 -> 16, six 3x3 16 -> 16, 16 -> 32 and five 32 -> 32, 32 -> 64 and five
+    # 64 -> 64, gamma and beta of the 19 batch norms, the 64 -> 10 dense layer with bias.
+    convs = 9 * (3 * 16 + 6 * 16 * 16 + 16 * 32 + 5 * 32 * 32 + 32 * 64 + 5 * 64 * 64)
+    batch_norms = 2 * (16 + 6 * 16 + 6 * 32 + 6 * 64)
+    assert sum(int(np.prod(w.shape)) for w in resnet20().trainable_weights) == convs + batch_norms + 64 * 10 + 10
     backbone = resnet((32, 32, 3), include_top=False, stages=RESNET_20, stem="cifar", shortcut="A")
     x = ChannelDiversification()(backbone.output)
     outputs = keras.layers.Dense(10, activation="softmax")(keras.layers.GlobalAveragePooling2D()(x))

@@ -26,7 +26,7 @@ def test_g_ghost_stage_round_trips_and_converts(tmp_path):
     layer_contract.assert_tflite_matches_keras(model, (5, 6, 8), samples=16)
 
 
-@pytest.mark.parametrize("table, reference, params", [
+@pytest.mark.parametrize("table, reference, params", [  # regression pins: keras.applications' counts
     ("REGNETX_3_2GF", "RegNetX032", 15_359_112), ("REGNETX_200MF", "RegNetX002", 2_705_640)])
 def test_regnetx_parameters_equal_tf_keras_applications(table, reference, params):
     from models.g_ghostnet import REGNETX_3_2GF, REGNETX_200MF, g_ghostnet

@@ -19,12 +19,32 @@ def params(layer, channels):
     return layer_contract.wrap(layer, (8, 8, channels)).count_params()
 
 
+def conv_weights(channels, group_size, kernel_size=3):
+    """Kernel entries of an MGIC V-cycle, from the paper's hierarchy: per level of c channels in
+    groups of g, pre- and post-relaxation k x k (k^2 g c each), restriction 1x1 to c/2 (g c / 2) and
+    prolongation back (g c / 2); the coarsest level (c <= g) relaxes with full k x k convolutions."""
+    total = 0
+    while channels > group_size:
+        total += 2 * kernel_size ** 2 * group_size * channels + group_size * channels
+        channels //= 2
+    return total + 2 * kernel_size ** 2 * channels * channels
+
+
+def batch_norm_weights(channels, group_size):
+    """gamma, beta and the two moving statistics of the batch norm after every convolution."""
+    total = 0
+    while channels > group_size:
+        total += 4 * (channels + channels + channels // 2 + channels)
+        channels //= 2
+    return total + 4 * 2 * channels
+
+
 @pytest.mark.parametrize("channels", [32, 64])
 def test_doubling_the_width_about_doubles_the_parameters(channels):
+    for width in (channels, 2 * channels):
+        assert params(MGICBlock(8), width) == conv_weights(width, 8) + batch_norm_weights(width, 8)
     mgic = params(MGICBlock(8), 2 * channels) / params(MGICBlock(8), channels)
-    standard = params(keras.layers.Conv2D(2 * channels, 3), 2 * channels) / params(keras.layers.Conv2D(channels, 3),
-                                                                                    channels)
-    assert 2.0 < mgic <= 2.2 and standard > 3.9
+    assert 2.0 < mgic <= 2.2  # a standard 3x3 convolution: 4 times (9 (2C)^2 against 9 C^2)
 
 
 def test_levels_halve_the_channels_down_to_one_full_group():
@@ -53,13 +73,15 @@ def test_count_macs_matches_profile_of_the_network():
     model = mgic_net(stages=(Stage(16, 1, 1), Stage(32, 1, 2)), classes=10)
     blocks = [layer for layer in model.layers if isinstance(layer, MGICBlock)]
     cost = profile(model)
-    assert all(cost["layers"][block.name] == block.count_macs() > 0 for block in blocks)
+    # Every convolution of a block keeps the map size (stride 1, "same"): pixels times kernel entries.
+    assert [cost["layers"][block.name] for block in blocks] == [block.count_macs() for block in blocks] == [
+        32 * 32 * conv_weights(16, 8), 16 * 16 * conv_weights(32, 8)]
     conv_block = 32 * 32 * 9 * 16 * 16 * 2  # a standard residual block of two 3x3 convolutions, 16 channels
     assert blocks[0].count_macs() < conv_block
 
 
 def test_mgic_network_params_grow_linearly_with_width():
-    narrow, wide = mgic_net(width=1), mgic_net(width=2)
+    narrow, wide = mgic_net(alpha=1), mgic_net(alpha=2)
     assert wide.output_shape == (None, 10)
     assert wide.count_params() / narrow.count_params() <= 2.2
 
@@ -95,7 +117,8 @@ def test_tflite_fp32_and_int8_match_keras():
 @pytest.mark.parametrize("call, message", [
     (lambda: MGICBlock(3), "group_size"),
     (lambda: layer_contract.wrap(MGICBlock(8), (6, 6, 24)), "group_size \\* 2\\^L"),
-    (lambda: mgic_net(width=3), "width")])
+    (lambda: mgic_net(alpha=3), "power of 2"),
+    (lambda: mgic_net(alpha=1.5), "power of 2")])
 def test_bad_arguments_get_one_line_errors(call, message):
     with pytest.raises(ValueError, match=message) as error:
         call()

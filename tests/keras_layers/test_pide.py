@@ -201,7 +201,7 @@ def test_bad_arguments_get_one_line_errors(call, message):
 
 
 def test_pide_bench_suite_puts_the_convolution_first_and_the_dense_operator_is_one_map_per_channel():
-    from tflite.suites import load_suite
+    from mobilekit.suites import load_suite
     shape = (6, 4, 3)
     entries = dict((label, build()) for label, build in load_suite("pide").candidates(shape))
     assert list(entries)[:2] == ["conv3x3", "dense_global"] and len(entries) == 5

@@ -11,7 +11,7 @@ from keras_layers.wht import WHT1D, WHT2D, SmoothThreshold, WHTGlobalPooling2D
 from models import profile
 from tflite import convert
 from tflite.inspect import operator_names
-from tflite.suites import load_suite
+from mobilekit.suites import load_suite
 
 
 @pytest.fixture(autouse=True)

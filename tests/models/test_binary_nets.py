@@ -5,7 +5,7 @@ from keras_layers.binary import QuantConv2D
 from keras_layers.capsules import XNIDR, XNODR
 from keras_layers.keras_api import keras
 from keras_layers.poke import PokeConv
-from keras_layers.repconv import RepConv
+from keras_layers.repbnn import RepConv
 from models import build, profile
 from models.binary_nets import RESNET_8, VARIANTS, binary_resnet, binary_resnet18, binary_resnet20, \
     capsule_mobilenet_v2, capsule_resnet50

@@ -3,7 +3,8 @@ import pytest
 
 from keras_layers.keras_api import keras
 from models.backbones import atrous, backbone_features
-from models.deeplab import ASPP, build_segmenter, lr_aspp, mobile_deeplabv3
+from models.deeplab import ASPP, lr_aspp, mobile_deeplabv3
+from models.registry import build
 from models.mobilenet_v2 import mobilenet_v2
 from models.profile import profile
 from tests.layer_contract import random_inputs, randomize_batch_norm
@@ -96,9 +97,9 @@ def test_lr_aspp_matches_its_formula():
 
 
 def test_segmenter_gives_probabilities_and_round_trips(tmp_path):
-    """(The ``.tflite`` of a trained segmenter is checked against Keras in tests/tflite/test_segment_job.py.)"""
-    model = build_segmenter("mobile_deeplabv3", input_shape=(32, 48, 3), classes=3, alpha=0.35, output_stride=8,
-                            aspp=ASPP(16, (2,)))
+    """(The ``.tflite`` of a trained segmenter is checked against Keras in tests/mobilekit/test_segment_task.py.)"""
+    model = build("mobile_deeplabv3", input_shape=(32, 48, 3), classes=3, alpha=0.35, output_stride=8,
+                  aspp=ASPP(16, (2,)))
     assert model.get_layer("aspp_rate4").dilation_rate == (4, 4)  # rate 2 at stride 16 is rate 4 at stride 8
     randomize_batch_norm(model)
     x = random_inputs((32, 48, 3), count=2, seed=4)
@@ -117,5 +118,5 @@ def test_segmenter_errors():
         mobile_deeplabv3((64, 64, 3), 3, aspp="huge")
     with pytest.raises(ValueError, match="classes >= 2"):
         lr_aspp((64, 64, 3), 1)
-    with pytest.raises(ValueError, match="unknown segmentation head"):
-        build_segmenter("unet")
+    with pytest.raises(ValueError, match="unknown architecture 'unet'"):
+        build("unet")

@@ -10,7 +10,7 @@ pytestmark = [pytest.mark.legacy_keras,
 
 def test_segmenters_build_and_the_atrous_identity_holds_under_tf_keras():
     from layer_contract import random_inputs, randomize_batch_norm
-    from models.backbones import atrous
+    from models.backbones import atrous, feature_tap_names
     from models.deeplab import lr_aspp, mobile_deeplabv3
     from models.mobilenet_v2 import mobilenet_v2
 
@@ -18,8 +18,12 @@ def test_segmenters_build_and_the_atrous_identity_holds_under_tf_keras():
     plain = mobilenet_v2(input_shape=(64, 64, 3), alpha=0.35, include_top=False)
     randomize_batch_norm(plain)
     x = random_inputs((64, 64, 3), count=1, seed=1)
-    np.testing.assert_allclose(atrous(plain, 16).predict(x, verbose=0)[:, 1::2, 1::2], plain.predict(x, verbose=0),
+    os16 = atrous(plain, 16)
+    np.testing.assert_allclose(os16.predict(x, verbose=0)[:, 1::2, 1::2], plain.predict(x, verbose=0),
                                rtol=1e-4, atol=1e-4)
+    taps = feature_tap_names(plain)  # recorded by the builder under tf_keras too, kept by the atrous copy
+    assert (taps["stride16_expanded"], taps["final"]) == ("block13_expand_relu6", "block16_project_bn")
+    assert feature_tap_names(os16) == taps
     for model in (mobile_deeplabv3((32, 32, 3), 3, alpha=0.35, output_stride=8, aspp="full"),
                   lr_aspp((32, 32, 3), 3, alpha=0.35, backbone="mobilenet_v3_small", channels=16)):
         probabilities = model.predict(random_inputs((32, 32, 3)), verbose=0)

@@ -34,7 +34,7 @@ def test_hardnet_wiring_and_widths_follow_the_harmonic_rule():
     model = hardnet(stages=TINY, classes=3)
     for block, stage in enumerate(TINY, start=1):
         widths = [64 if block == 1 else TINY[block - 2].channels]  # layer 0: the block input
-        for k in range(1, stage.layers + 1):
+        for k in range(1, stage.repeats + 1):
             links = harmonic_links(k)
             assert fan_in(model, f"block{block}_layer{k}_in") == len(links)
             width = stage.growth * 1.7 ** (len(links) - 1)
@@ -42,7 +42,7 @@ def test_hardnet_wiring_and_widths_follow_the_harmonic_rule():
             kernel = model.get_layer(f"block{block}_layer{k}").kernel
             assert tuple(kernel.shape[2:]) == (sum(widths[j] for j in links), widths[k])
         out = model.get_layer(f"block{block}_out").output
-        assert out.shape[-1] == sum(widths[j] for j in range(1, stage.layers + 1) if j % 2 or j == stage.layers)
+        assert out.shape[-1] == sum(widths[j] for j in range(1, stage.repeats + 1) if j % 2 or j == stage.repeats)
 
 
 @pytest.mark.parametrize("threshold", [0, 3, 5])
@@ -50,12 +50,12 @@ def test_threshnet_connections_follow_the_threshold(threshold):
     model = threshnet(threshold=threshold)
     counts = []
     for block, stage in enumerate(THRESHNET_79, start=1):
-        for k in range(1, stage.layers + 1):
+        for k in range(1, stage.repeats + 1):
             expected = k if block <= threshold else len(harmonic_links(k))  # dense keeps all k earlier outputs
             assert fan_in(model, f"block{block}_layer{k}_in") == expected
             counts.append(expected)
-    dense_total = sum(k for stage in THRESHNET_79 for k in range(1, stage.layers + 1))
-    harmonic_total = sum(len(harmonic_links(k)) for stage in THRESHNET_79 for k in range(1, stage.layers + 1))
+    dense_total = sum(k for stage in THRESHNET_79 for k in range(1, stage.repeats + 1))
+    harmonic_total = sum(len(harmonic_links(k)) for stage in THRESHNET_79 for k in range(1, stage.repeats + 1))
     assert sum(counts) == {0: harmonic_total, 5: dense_total}.get(threshold, sum(counts))
     if threshold == 3:
         assert harmonic_total < sum(counts) < dense_total

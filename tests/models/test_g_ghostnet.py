@@ -30,7 +30,7 @@ def test_g_ghost_regnetx_3_2gf_has_the_authors_counts_and_follows_its_table():
     for stage_id, stage in enumerate(G_GHOST_REGNETX_3_2GF):
         blocks = [layer for layer in model.layers if layer.name.startswith(f"stage{stage_id}_block")
                   and layer.name.endswith("_out")]
-        assert len(blocks) == stage.depth and blocks[-1].output.shape[-1] == stage.width
+        assert len(blocks) == stage.repeats and blocks[-1].output.shape[-1] == stage.channels
         middle_widths.append({block.output.shape[-1] for block in blocks[1:-1]})
     assert middle_widths == [set(), {72}, {216}, set()]  # r = floor(C / 2 / 36) * 36 in the G-Ghost stages
     assert tuple(model.get_layer("stage3_block1_out").output.shape) == (None, 7, 7, 1008)
@@ -52,7 +52,7 @@ def test_forward_pass_serialization_and_pooling(tmp_path):
 @pytest.mark.parametrize("kwargs, message", [
     ({"weights": "imagenet"}, "weights"),
     ({"cheap_ratio": 1.0}, "cheap_ratio"),
-    ({"stages": (Stage(2, 32, 8, True),)}, "depth >= 3"),
+    ({"stages": (Stage(2, 32, 8, True),)}, "repeats >= 3"),
     ({"stages": (Stage(3, 8, 8, True),)}, "no intrinsic")])
 def test_bad_arguments_get_one_line_errors(kwargs, message):
     with pytest.raises(ValueError, match=message) as error:

@@ -46,7 +46,8 @@ def test_block_table_drives_the_network():
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    ({"weights": "imagenet"}, "weights"),
+    ({"weights": "imagenet"}, r"weights='imagenet' is not supported by mobilenet_v2: expected weights=None"),
+    ({"alpha": 0}, "alpha"),
     ({"input_shape": (16, 16, 3)}, "too small"),
     ({"input_shape": (64, 64)}, "input_shape"),
     ({"include_top": False, "pooling": "median"}, "pooling"),

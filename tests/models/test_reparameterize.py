@@ -4,7 +4,7 @@ import pytest
 
 import layer_contract
 from keras_layers.keras_api import keras
-from keras_layers.rep import RepVGGBlock, RMResBlock
+from keras_layers.reparam import RepVGGBlock, RMResBlock
 from models.reparameterize import plain_network, reparameterize
 from models.registry import build as build_architecture
 from models.repvgg import REPVGG_A0, Stage, repvgg, rm_resnet
@@ -88,7 +88,12 @@ def test_deployed_network_converts_to_tflite_fp32_and_int8(kind):
 def test_repvgg_a0_has_the_papers_parameter_counts():
     model = repvgg()
     deployed = reparameterize(model)
-    assert 8_300_000 <= deployed.count_params() < 8_310_000  # Table 4: 8.30M
+    # Table 2 with a = 0.75, b = 2.5: widths 48 (stem), 48, 96, 192, 1280 over 1, 2, 4, 14, 1 layers;
+    # deployed, each layer is a 3x3 convolution with bias; then the 1000-class dense layer.
+    widths = [3] + [48] * 1 + [48] * 2 + [96] * 4 + [192] * 14 + [1280] * 1
+    convs = sum(9 * c_in * c_out + c_out for c_in, c_out in zip(widths, widths[1:]))
+    assert deployed.count_params() == convs + 1280 * 1000 + 1000
+    assert f"{deployed.count_params():.2g}" == "8.3e+06"  # Table 4: 8.30M (8,309,384 by the count above)
     assert [layer.filters for layer in deployed.layers if isinstance(layer, RepVGGBlock)] == [
         stage.channels for stage in REPVGG_A0 for _ in range(stage.repeats)]
     assert deployed.output_shape == (None, 1000)
@@ -105,7 +110,7 @@ def test_deploy_flag_builds_the_folded_architecture_directly():
     (lambda: reparameterize(RepVGGBlock(8)), "functional keras.Model"),
     (lambda: plain_network(build_architecture("resnet20", input_shape=SHAPE)), "chain"),
     (lambda: RepVGGBlock(8).plain_layers(), "deploy form"),
-    (lambda: repvgg(SHAPE, width=0), "width"),
+    (lambda: repvgg(SHAPE, alpha=0), "alpha"),
     (lambda: rm_resnet((16, 16, 3)), "input_shape")])
 def test_bad_arguments_get_one_line_errors(call, message):
     with pytest.raises(ValueError, match=message) as error:

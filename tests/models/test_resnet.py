@@ -72,7 +72,7 @@ def test_bad_arguments_get_one_line_errors(kwargs, message):
 
 @pytest.mark.parametrize("stages, shortcut", [
     ((Stage("basic", 1, 8, 1), Stage("basic", 1, 16, 2)), "A"),
-    ((Stage("bottleneck", 1, 4, 1), Stage("bottleneck", 1, 8, 2)), "B"),
+    ((Stage("bottleneck", 1, 16, 1), Stage("bottleneck", 1, 32, 2)), "B"),
 ])
 def test_small_instances_convert_to_builtin_tflite(stages, shortcut):
     model = resnet((32, 32, 3), classes=5, classifier_activation=None, stages=stages, stem="cifar",

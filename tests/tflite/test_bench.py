@@ -1,7 +1,7 @@
 import json
+import os
 import subprocess
 import sys
-import types
 
 import numpy as np
 import pytest
@@ -9,8 +9,8 @@ import pytest
 from demo_app.benchmark import summarize
 from keras_layers.keras_api import keras
 from models.files import write_bytes
-from tflite import convert, layer_bench
-from tflite.bench import benchmark
+from tflite import bench, convert
+from tflite.bench import benchmark, runs_per_round
 
 
 def conv_model(filters, kernel):
@@ -35,17 +35,56 @@ def test_summarize_against_numpy():
     assert stats["p90_ms"] == pytest.approx(np.percentile(values, 90)) and stats["mean_ms"] == 4.0
 
 
-def test_benchmark_rows_side_by_side(files):
-    rows = benchmark(files, runs=6, warmup=1, threads=1, rounds=2, progress=lambda _: None)
+@pytest.mark.parametrize("runs, rounds, shares", [(7, 3, [3, 2, 2]), (6, 2, [3, 3]), (50, 3, [17, 17, 16]),
+                                                (2, 3, [1, 1]), (1, 1, [1])])
+def test_runs_are_split_over_the_rounds_to_exactly_the_total(runs, rounds, shares):
+    assert runs_per_round(runs, rounds) == shares
+
+
+@pytest.mark.parametrize("runs, rounds", [(0, 3), (5, 0)])
+def test_no_runs_or_rounds_is_a_clear_error(runs, rounds):
+    with pytest.raises(ValueError, match="runs and rounds must be >= 1"):
+        runs_per_round(runs, rounds)
+
+
+def test_rounds_interleave_the_models_and_pool_their_latencies(files, monkeypatch):
+    """With the timing process replaced by a fake whose latencies and memory are known, the rows
+    are the statistics of exactly those latencies, and the models alternate round by round."""
+    calls = []
+
+    def fake_time_once(path, runs, warmup, threads):
+        calls.append((os.path.basename(path), runs))
+        base = 1.0 if path == files[0] else 4.0
+        latencies = [base + len(calls) + 0.1 * i for i in range(runs)]
+        return {"latencies_ms": latencies, "peak_rss_mb": 30.0 + len(calls), "model_rss_mb": 2.0 * len(calls)}
+
+    monkeypatch.setattr(bench, "_time_once", fake_time_once)
+    rows = benchmark(files, runs=7, warmup=1, threads=1, rounds=3, progress=lambda _: None)
+    assert calls == [("small.tflite", 3), ("large.tflite", 3), ("small.tflite", 2), ("large.tflite", 2),
+                     ("small.tflite", 2), ("large.tflite", 2)]
+    small = [2.0, 2.1, 2.2, 4.0, 4.1, 6.0, 6.1]  # base 1 + call number (1, 3, 5) + 0.1 * i
+    large = [6.0, 6.1, 6.2, 8.0, 8.1, 10.0, 10.1]  # base 4 + call number (2, 4, 6) + 0.1 * i
+    for row, latencies, call in zip(rows, (small, large), (5, 6)):
+        assert row["runs"] == 7
+        assert row["median_ms"] == pytest.approx(np.median(latencies)) and row["min_ms"] == latencies[0]
+        assert row["mean_ms"] == pytest.approx(np.mean(latencies))
+        assert row["peak_rss_mb"] == 30.0 + call and row["model_rss_mb"] == 2.0 * call  # the last round's
+    assert rows[1]["latency_ratio"] == pytest.approx(np.median(large) / np.median(small))
+
+
+def test_benchmark_times_each_model_exactly_runs_times(files):
+    rows = benchmark(files, runs=7, warmup=1, threads=1, rounds=3, progress=lambda _: None)
     assert [row["model"] for row in rows] == files
-    assert rows[0]["latency_ratio"] == 1.0
+    assert [row["runs"] for row in rows] == [7, 7]
     assert rows[1]["latency_ratio"] == pytest.approx(rows[1]["median_ms"] / rows[0]["median_ms"])
-    assert all(row["runs"] == 6 for row in rows)
     # A 5x5x8x64 convolution does ~800x the work of a 1x1x8x4 one.
     assert rows[1]["median_ms"] > rows[0]["median_ms"]
-    # Each model is timed in a fresh process without TensorFlow: the runtime alone is small.
-    assert all(0 < row["peak_rss_mb"] < 400 for row in rows)
-    assert rows[1]["size_bytes"] > rows[0]["size_bytes"]
+    # Each model is timed in a fresh process without TensorFlow: the runtime alone is small, and at
+    # least what a bare Python process that imports NumPy (as the worker does) peaks at.
+    probe = "import numpy; print([int(l.split()[1]) / 1024 for l in open('/proc/self/status') if l[:6] == 'VmHWM:'][0])"
+    floor = float(subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout)
+    assert all(floor <= row["peak_rss_mb"] < 400 for row in rows), (floor, rows)
+    assert [row["size_bytes"] for row in rows] == [os.path.getsize(path) for path in files]
 
 
 def test_benchmark_worker_prints_json_without_tensorflow(files):
@@ -59,30 +98,3 @@ def test_benchmark_worker_prints_json_without_tensorflow(files):
 def test_missing_file_is_a_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="model file not found"):
         benchmark([str(tmp_path / "nope.tflite")])
-
-
-def test_layer_suite_report(monkeypatch, tmp_path):
-    suite = types.SimpleNamespace(
-        SHAPES=[(8, 8, 4)], DESCRIPTION="1x1 vs 3x3",
-        candidates=lambda shape: [("conv3x3", lambda: conv_at(shape, 3)), ("conv1x1", lambda: conv_at(shape, 1))])
-
-    def conv_at(shape, kernel):
-        inputs = keras.Input(shape)
-        return keras.Model(inputs, keras.layers.Conv2D(4, kernel, padding="same", use_bias=False)(inputs))
-
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(layer_bench, "load_suite", lambda name: suite)
-    rows = layer_bench.run_suite("fake", quantizations=("fp32",), runs=4, warmup=1, threads=1, rounds=2,
-                                 progress=lambda _: None)
-    assert [row["layer"] for row in rows] == ["conv3x3", "conv1x1"]
-    assert rows[0]["speedup"] == 1.0 and rows[1]["param_reduction"] == pytest.approx(9.0)
-    assert rows[1]["macs"] * 9 == rows[0]["macs"] == 8 * 8 * 9 * 4 * 4
-    report = json.loads((tmp_path / "runs" / "bench_fake" / "report.json").read_text())
-    assert report["layers"] == rows and (tmp_path / "runs" / "bench_fake" / "layer_bench.png").stat().st_size > 0
-
-
-def test_unknown_suite_is_named():
-    from tflite.suites import load_suite
-
-    with pytest.raises(ValueError, match="unknown benchmark suite 'nope'"):
-        load_suite("nope")

@@ -1,3 +1,5 @@
+import json
+
 import numpy as np
 import pytest
 
@@ -54,8 +56,13 @@ def test_binary_kernels_are_32x_smaller_than_float32():
     assert sizes["ratio"] == 32.0
     assert sizes["scale_bytes"] == 4 * (32 + 64 + 16)  # alpha of the xnor layers, Bi-Real's magnitudes
     other_bytes = 4 * sum(int(np.prod(w.shape)) for w in model.weights) - sizes["float32_bytes"]
-    header = len(bitpack.pack(model)) - sizes["packed_bytes"] - sizes["scale_bytes"] - other_bytes
-    assert 0 < header < 2500  # the JSON index of the weights
+    data = bitpack.pack(model)
+    header = len(data) - sizes["packed_bytes"] - sizes["scale_bytes"] - other_bytes
+    # what is left is the magic, the 4-byte length and the JSON index of every weight
+    index_length = int.from_bytes(data[len(bitpack.MAGIC):len(bitpack.MAGIC) + 4], "little")
+    assert header == len(bitpack.MAGIC) + 4 + index_length
+    index = json.loads(data[len(bitpack.MAGIC) + 4:header])
+    assert len(index["weights"]) == len(model.weights)
 
 
 def test_a_binary_weight_network_of_binary_layers_packs_close_to_32x():
@@ -121,7 +128,8 @@ def test_int8_binary_kernels_keep_the_fp32_outputs_bit_for_bit_at_a_quarter_of_t
     fp32 = convert(model, "fp32")
     binary, count = int8_binary_kernels(fp32)
     assert convert(model, "binary") == binary
-    assert count >= 4 and "DEQUANTIZE" in operator_names(binary) and not custom_operators(binary)
+    # the four sign kernels plus the XNOR box filters of K (conv and depthwise), constant +c per channel
+    assert count == 6 and "DEQUANTIZE" in operator_names(binary) and not custom_operators(binary)
     # 1 byte per kernel entry instead of 4, less a float scale and an int64 zero point per channel
     # and the new tensors and ops (the XNOR box filters of K are constant, so they count too)
     assert len(fp32) - len(binary) > 3 * (4608 + 576 + 1024 + 256) - 12 * (32 + 64 + 16 + 16) - 400 * count

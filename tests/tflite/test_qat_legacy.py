@@ -21,7 +21,7 @@ def _kit_layer_chain():
     from keras_layers.ghost import GhostBottleneck
     from keras_layers.mgic import MGICBlock
     from keras_layers.pide import FractionalLaplacian
-    from keras_layers.rep import RepVGGBlock
+    from keras_layers.reparam import RepVGGBlock
     from keras_layers.wht import WHT1D
 
     layers = keras.layers

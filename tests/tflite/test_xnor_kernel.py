@@ -1,5 +1,3 @@
-import types
-
 import numpy as np
 import pytest
 
@@ -67,27 +65,6 @@ def test_only_binary_convolutions_are_accepted():
 
 def test_benchmark_checks_and_reports_both_kernels():
     result = benchmark((6, 6, 64), 8, runs=2, rounds=1)
-    assert result["macs"] == 36 * 9 * 64 * 8 and result["float_ms"] > 0 and result["xnor_ms"] > 0
+    assert result["macs"] == 36 * 9 * 64 * 8
     assert result["speedup"] == pytest.approx(result["float_ms"] / result["xnor_ms"])
-
-
-def test_xnor_suite_runs_its_tflite_candidates_and_the_host_kernels(monkeypatch, tmp_path):
-    """``mobilekit bench --suite xnor`` at a tiny shape: the binary layers convert, and the packed
-    kernel's rows join the TFLite rows in the report."""
-    from tflite import layer_bench
-    from tflite.suites import load_suite, xnor
-
-    assert load_suite("xnor") is xnor
-    suite = types.SimpleNamespace(SHAPES=[(6, 6, 64)], DESCRIPTION=xnor.DESCRIPTION,
-                                  candidates=lambda shape: xnor.candidates(shape)[1:], host_rows=xnor.host_rows)
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(layer_bench, "load_suite", lambda name: suite)
-    rows = layer_bench.run_suite("xnor", quantizations=("int8",), runs=2, warmup=1, threads=1, rounds=1,
-                                 progress=lambda _: None)
-    assert [(row["layer"], row["quantization"]) for row in rows] == [
-        ("bwn3x3", "int8"), ("xnor3x3", "int8"), ("conv3x3_im2col_blas", "numpy"), ("xnor3x3_packed", "numpy"),
-        ("xnor3x3_packed+packing", "numpy")]
-    assert all(row["macs"] == 36 * 9 * 64 * 64 and row["median_ms"] > 0 for row in rows)
-    float_row, packed_row = rows[2], rows[3]
-    assert float_row["speedup"] == 1.0
-    assert packed_row["speedup"] == pytest.approx(float_row["median_ms"] / packed_row["median_ms"])
+    assert result["speedup_with_packing"] == pytest.approx(result["float_ms"] / result["xnor_with_packing_ms"])

@@ -1,0 +1,396 @@
+"""``mobilekit``: the kit's command line. It parses arguments and dispatches to the job that owns
+each command; the tasks (``mobilekit.tasks``) and the jobs' signatures give the help texts and
+defaults, so each default is stated once. ``mobilekit demo`` (like ``python -m demo_app``)
+never loads TensorFlow.
+
+Bad input (a ValueError or OSError raised by a job) prints one line and exits 2;
+``--debug`` shows the traceback instead.
+"""
+import argparse
+import inspect
+import json
+import os
+import re
+import sys
+
+from demo_app import app as demo
+from demo_app.native_log import forward, native_stderr
+
+def _given(args, *names):
+    """The options the user set; the job's own defaults apply to the rest."""
+    return {name: getattr(args, name) for name in names if getattr(args, name, None) is not None}
+
+
+def _default(function, name):
+    """The default of ``function``'s argument ``name`` (the one place it is stated)."""
+    return inspect.signature(function).parameters[name].default
+
+
+def _refuse(args, reason, *names):
+    """A one-line error when any option of ``names`` was given, because of ``reason``."""
+    given = [f"--{name.replace('_', '-')}" for name in names if getattr(args, name, None) not in (None, False)]
+    if given:
+        raise ValueError(f"{' '.join(given)} does not apply {reason}")
+
+
+# Training options: the keys of the tasks' ``defaults`` (and of builder arguments), their types and help.
+TRAINING_FLAGS = (
+    ("arch", str, None),
+    ("backbone", str, "detect / segment: the backbone under the head (an architecture with feature taps)"),
+    ("data", str, None),
+    ("image_size", int, "square input size in pixels"),
+    ("alpha", float, "width multiplier of the architecture (or of the backbone)"),
+    ("output_stride", int, "segment: backbone output stride (8, 16 or 32, as the head allows)"),
+    ("epochs", int, "maximum epochs"),
+    ("batch_size", int, "batch size"),
+    ("learning_rate", float, "peak Adam learning rate (cosine decay)"),
+    ("patience", int, "early-stopping patience in epochs"),
+    ("seed", int, "seed of the split, initialization and shuffling"),
+    ("train_images", int, "detect / segment on shapes: training images"),
+    ("validation_images", int, "detect / segment on shapes: validation images"),
+    ("test_images", int, "detect / segment on shapes: test images"),
+)
+
+
+def _task_defaults(key):
+    """``"classify X, detect Y"``: each task's default for option ``key`` (tasks without it left out)."""
+    from mobilekit.tasks import TASKS
+
+    return ", ".join(f"{name} {task.defaults[key]}" for name, task in TASKS.items() if key in task.defaults)
+
+
+def _add_training_flags(parser):
+    from mobilekit.tasks import TASKS
+
+    parser.add_argument("--task", choices=list(TASKS), default="classify",
+                        help="; ".join(f"{name}: {task.summary}" for name, task in TASKS.items()) +
+                             " (default classify)")
+    generated = {"arch": "architecture; " + "; ".join(f"{name}: {', '.join(task.architectures())}"
+                                                       for name, task in TASKS.items()),
+                 "data": "; ".join(f"{name}: {task.data_help}" for name, task in TASKS.items())}
+    for key, kind, text in TRAINING_FLAGS:
+        text = text or generated[key]
+        defaults = _task_defaults(key)
+        parser.add_argument(f"--{key.replace('_', '-')}", type=kind,
+                            help=f"{text} (default {defaults})" if defaults else text)
+
+
+def _training_options(args):
+    return _given(args, *(key for key, _, _ in TRAINING_FLAGS))
+
+
+def _quickstart(args):
+    from mobilekit.quickstart import quickstart
+
+    quickstart(args.task, name=args.name, **_training_options(args))
+
+
+def _train(args):
+    from mobilekit.jobs import train
+
+    train(args.task, name=args.name, **_training_options(args))
+
+
+def _export(args):
+    if args.qat or args.prune:
+        _refuse(args, "with --qat / --prune (they write int8 files of their own)", "quantization")
+        from mobilekit.optimize import export_with_optimization
+
+        export_with_optimization(args.name, qat_epochs=args.qat_epochs if args.qat else 0,
+                                 prune_sparsity=args.prune or 0.0)
+        return
+    _refuse(args, "without --qat", "qat_epochs")
+    from mobilekit.jobs import export
+
+    export(args.name, args.quantization or _default(export, "quantizations"))
+
+
+def _bench_suite(args, timing):
+    from mobilekit.layer_bench import run_suite
+
+    rows = run_suite(args.suite, quantizations=args.quantization or ("fp32", "int8"), **timing)
+    if args.json:
+        print(json.dumps({"suite": args.suite, "layers": rows}))
+        return
+    print(f"{'shape':12} {'layer':24} {'quant':6} {'params':>10} {'median ms':>10} {'speed-up':>9} {'params /':>9}")
+    for row in rows:
+        print(f"{row['shape']:12} {row['layer']:24} {row['quantization']:6} {row['params']:10,} "
+              f"{row['median_ms']:10.3f} {row['speedup']:9.2f} {row['param_reduction']:9.1f}")
+
+
+def _bench(args):
+    from mobilekit import jobs
+
+    progress = (lambda message: print(message, file=sys.stderr)) if args.json else print
+    timing = {"runs": args.runs, "warmup": args.warmup, "threads": args.threads, "rounds": args.rounds,
+              "progress": progress}
+    if args.suite:
+        _refuse(args, "with --suite", "models", "arch", "alpha", "image_size")
+        _bench_suite(args, timing)
+        return
+    if args.models:
+        _refuse(args, "to .tflite files (they are timed as they are)", "arch", "alpha", "image_size", "quantization")
+        rows = jobs.bench_files(args.models, name=args.name, **timing)
+    else:
+        rows = jobs.bench_architecture(args.arch or _default(jobs.bench_architecture, "arch"),
+                                       **_given(args, "image_size", "alpha"), name=args.name,
+                                       quantizations=args.quantization or ("fp32", "int8"), **timing)
+    if args.json:
+        print(json.dumps({"models": rows}))
+        return
+    names = [os.path.basename(row["model"]) for row in rows]
+    width = max(len("model"), *map(len, names))
+    print(f"{'model':{width}} {'median ms':>10} {'p90 ms':>8} {'ratio':>6} {'MB':>7} {'peak RSS MB':>12}")
+    for name, row in zip(names, rows):
+        print(f"{name:{width}} {row['median_ms']:10.3f} {row['p90_ms']:8.3f} {row['latency_ratio']:6.2f} "
+              f"{row['size_bytes'] / 1e6:7.2f} {row['peak_rss_mb']:12.1f}")
+
+
+def _zoo(args):
+    from mobilekit.zoo import LARGE_ZOO, ZOO, run_zoo
+
+    pool = ZOO + LARGE_ZOO if args.all or args.only else ZOO
+    entries = [e for e in pool if not args.only or e.label in args.only or e.arch in args.only]
+    if not entries:
+        raise ValueError(f"--only {' '.join(args.only)} matches no zoo entry: expected labels or architectures "
+                         f"among {', '.join(e.label for e in pool)}")
+    rows = run_zoo(name=args.name, entries=entries, **_given(args, "image_size", "epochs", "seed", "runs"))
+    print(f"{'model':22} {'params':>10} {'MMACs':>8} {'fp32 ms':>8} {'int8 ms':>8} {'int8 KB':>8} {'int8 acc':>8}")
+    for row in rows:
+        print(f"{row['model']:22} {row['params']:10,} {row['macs'] / 1e6:8.2f} {row['fp32_ms']:8.3f} "
+              f"{row['int8_ms']:8.3f} {row['int8_bytes'] / 1024:8.0f} {row['int8_accuracy']:8.4f}")
+    _wrote(args.name)
+
+
+def _number(value, width):
+    """``value`` to 4 decimals in ``width`` columns; a dash for None (a file the runtime refused)."""
+    return f"{'-':>{width}}" if value is None else f"{value:{width}.4f}"
+
+
+def _binary(args):
+    from mobilekit.binary_table import ROWS, run_binary_table
+
+    rows = [row for row in ROWS if not args.only or row.variant in args.only]
+    if not rows:
+        raise ValueError(f"--only {' '.join(args.only)} matches no variant: expected some of "
+                         f"{', '.join(row.variant for row in ROWS)}")
+    seeds = {} if args.seeds is None else {"seeds": tuple(range(args.seeds))}
+    table = run_binary_table(name=args.name, rows=rows, **_given(args, "epochs"), **seeds)
+    print(f"{'model':20} {'accuracy':>15} {'params':>8} {'binary MACs':>12} {'ACE':>14} {'weight KB':>9} "
+          f"{'binary agree':>12} {'binary KB':>9} {'int8 agree':>10}")
+    for row in table:
+        print(f"{row['model']:20} {row['accuracy_mean']:8.4f}+-{row['accuracy_std']:.4f} {row['params']:8,} "
+              f"{row['binary_macs']:12,} {row['ace']:14,} {row['weight_bits'] / 8192:9.1f} "
+              f"{_number(row['binary_agreement'], 12)} {row['binary_bytes'] / 1024:9.1f} "
+              f"{_number(row['int8_agreement'], 10)}")
+    _wrote(args.name)
+
+
+def _report(args):
+    from mobilekit.report import render
+    from mobilekit.runs import run_path
+
+    render(run_path(args.name))
+    _wrote(args.name)
+
+
+def _optimize(args):
+    from mobilekit.optimize import run_in_tf_keras
+
+    run_in_tf_keras("compare", **_given(args, "name", "archs", "image_size", "epochs", "finetune_epochs", "sparsity",
+                                        "qsfm_ratio", "runs"))
+    _wrote(args.name)
+
+
+def _qsfm(args):
+    from mobilekit.optimize import run_in_tf_keras
+
+    run_in_tf_keras("qsfm", **_given(args, "name", "arch", "epochs", "ratio", "runs"), reuse=args.reuse)
+    _wrote(args.name)
+
+
+def _wrote(name):
+    from mobilekit.runs import run_path
+
+    print(f"wrote {os.path.join(run_path(name), 'report.md')}")
+
+
+def _options(parser, function, flags):
+    """Options of ``function``'s arguments: ``flags`` maps an argument to ``(type, help)``; the help
+    ends with the function's default, and the option defaults to it."""
+    for name, (kind, text) in flags.items():
+        default = _default(function, name)
+        shown = " ".join(map(str, default)) if isinstance(default, (tuple, list)) else default
+        extra = {"nargs": "+"} if isinstance(default, (tuple, list)) else {}
+        parser.add_argument(f"--{name.replace('_', '-')}", type=kind, default=default, **extra,
+                            help=f"{text} (default {shown})")
+
+
+def build_parser():
+    """The ``mobilekit`` parser, every subcommand with help for every flag."""
+    from mobilekit import binary_table, jobs, optimize, zoo
+    from mobilekit.tasks import TASKS
+    from tflite.converter import QUANTIZATIONS
+
+    parser = argparse.ArgumentParser(prog="mobilekit", description="Efficient on-device vision with Keras and TFLite.")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks instead of one-line errors")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    quick = commands.add_parser("quickstart", help="train, export, validate, time and demo a model of one task",
+                                description="The whole path for one task on its built-in data, written to "
+                                            "runs/<name>/.")
+    quick.add_argument("--name", help="run folder under runs/ (default " +
+                                      ", ".join(f"{n}: {t.quickstart_name}" for n, t in TASKS.items()) + ")")
+    _add_training_flags(quick)
+    quick.set_defaults(handler=_quickstart)
+
+    train = commands.add_parser("train", help="train a classifier, detector or segmenter into runs/<name>/",
+                                description="Train a model; writes model.keras, labels.txt, training_curves.png "
+                                            "and report.json/report.md. An option that does not apply to the "
+                                            "task or the architecture is an error.")
+    train.add_argument("--name", default="train", help="run folder under runs/ (default train)")
+    _add_training_flags(train)
+    train.set_defaults(handler=_train)
+
+    export = commands.add_parser("export", help="convert a trained run to .tflite and validate it",
+                                 description="Convert runs/<name>/model.keras and validate each file "
+                                             "against it on the test split.")
+    export.add_argument("name", help="run folder under runs/ holding model.keras")
+    export.add_argument("--quantization", nargs="+", choices=QUANTIZATIONS,
+                        help="one or more of " + "; ".join(f"{n}: {', '.join(t.quantizations)}"
+                                                           for n, t in TASKS.items()) +
+                             f" (default {' '.join(_default(jobs.export, 'quantizations'))})")
+    export.add_argument("--qat", action="store_true",
+                        help="classify: quantization-aware fine-tuning (TFMOT, in a tf_keras process), then "
+                             "model_qat_int8.tflite")
+    export.add_argument("--qat-epochs", type=int,
+                        help=f"QAT fine-tuning epochs (default {_default(optimize.export_optimized, 'qat_epochs')})")
+    export.add_argument("--prune", type=float, metavar="SPARSITY",
+                        help="classify: magnitude-prune to this sparsity (e.g. 0.5) while fine-tuning, then "
+                             "model_pruned_int8.tflite")
+    export.set_defaults(handler=_export)
+
+    bench = commands.add_parser("bench", help="time .tflite files side by side",
+                                description="Time .tflite files (or an architecture converted on the "
+                                            "spot) in interleaved rounds, one fresh process per model.")
+    bench.add_argument("models", nargs="*", help=".tflite files; none: build --arch and convert it")
+    bench.add_argument("--suite", help="time a layer suite instead (a layer vs the layers it replaces, "
+                                       "see mobilekit/suites)")
+    bench.add_argument("--arch", help=f"architecture when no files are given "
+                                      f"(default {_default(jobs.bench_architecture, 'arch')})")
+    bench.add_argument("--alpha", type=float, help="width multiplier of --arch (default: the builder's)")
+    bench.add_argument("--image-size", type=int, help=f"input size of --arch "
+                                                      f"(default {_default(jobs.bench_architecture, 'image_size')})")
+    bench.add_argument("--quantization", nargs="+", choices=QUANTIZATIONS,
+                       help="conversions of --arch or --suite to time (default fp32 int8)")
+    _options(bench, jobs.bench_files, {"runs": (int, "timed invocations per model"),
+                                       "warmup": (int, "untimed invocations per process"),
+                                       "threads": (int, "interpreter threads"),
+                                       "rounds": (int, "interleaved rounds the runs are split into")})
+    bench.add_argument("--name", help="also write the figures into runs/<name>/report.json")
+    bench.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    bench.set_defaults(handler=_bench)
+
+    demo_parser = commands.add_parser("demo", help="run a .tflite classifier on images, video or a camera",
+                                      description="The device demo (LiteRT runtime only; no TensorFlow).")
+    demo.add_arguments(demo_parser)
+    demo_parser.set_defaults(handler=demo.run_from_args)
+
+    zoo_parser = commands.add_parser("zoo", help="train, export and time every architecture side by side",
+                                     description="Train each zoo network briefly on digits at one input size, "
+                                                 "export fp32 and int8, validate and time them; one table and a "
+                                                 "scatter plot.")
+    zoo_parser.add_argument("--only", nargs="+", help="zoo labels or architecture names to include, the large ones "
+                                                      "too (default every network but the large ones)")
+    zoo_parser.add_argument("--all", action="store_true",
+                            help="add the ImageNet-size networks (ResNet-18/50, DenseNet-121, RegNetX/G-GhostNet-"
+                                 "3.2GF): about 10 more minutes")
+    _options(zoo_parser, zoo.run_zoo, {"name": (str, "run folder under runs/"), "image_size": (int, "square input size"),
+                                       "epochs": (int, "epochs per network"),
+                                       "seed": (int, "seed of split, initialization and shuffling"),
+                                       "runs": (int, "timed invocations per model")})
+    zoo_parser.set_defaults(handler=_zoo)
+
+    binary = commands.add_parser("binary", help="float vs binary vs low-bit ResNets on digits, over seeds",
+                                 description="Train float, BWN, XNOR, QNN (W1A2), PokeBNN-style and Rep-XNOR "
+                                             "ResNets on digits from several seeds; one table of accuracy "
+                                             "(mean +- std), binary MACs, ACE and weight bits, and a plot.")
+    binary.add_argument("--only", nargs="+", help="variants to include (default all)")
+    _options(binary, binary_table.run_binary_table, {"name": (str, "run folder under runs/"),
+                                                     "epochs": (int, "epochs per training run")})
+    binary.add_argument("--seeds", type=int, help=f"number of seeds, 0, 1, ... "
+                                                  f"(default {len(_default(binary_table.run_binary_table, 'seeds'))})")
+    binary.set_defaults(handler=_binary)
+
+    optimize_parser = commands.add_parser("optimize", help="compare fp32, PTQ, QAT, pruned and QSFM-pruned models",
+                                          description="Train each architecture on digits, then export fp32, PTQ "
+                                                      "int8, QAT int8, magnitude-pruned int8 and QSFM-pruned int8 "
+                                                      "and time them side by side (runs in a tf_keras process).")
+    _options(optimize_parser, optimize.optimize_report, {
+        "name": (str, "run folder under runs/"), "archs": (str, "architectures"),
+        "image_size": (int, "square input size"), "epochs": (int, "training epochs"),
+        "finetune_epochs": (int, "QAT / pruning / QSFM fine-tuning epochs"),
+        "sparsity": (float, "magnitude-pruning sparsity"),
+        "qsfm_ratio": (float, "share of each prunable group's filters QSFM removes"),
+        "runs": (int, "timed invocations per model")})
+    optimize_parser.set_defaults(handler=_optimize)
+
+    qsfm = commands.add_parser("qsfm", help="QSFM filter pruning of a trained CIFAR-style ResNet, no fine-tuning",
+                               description="Train --arch on digits, remove --ratio of the filters of every "
+                                           "prunable group by QSFM, compare MACs, accuracy and TFLite latency.")
+    _options(qsfm, optimize.qsfm_experiment, {"name": (str, "run folder under runs/"), "arch": (str, "architecture"),
+                                              "epochs": (int, "training epochs"),
+                                              "ratio": (float, "share of filters removed per group"),
+                                              "runs": (int, "timed invocations per model")})
+    qsfm.add_argument("--reuse", action="store_true", help="prune the run's trained model.keras instead of training")
+    qsfm.set_defaults(handler=_qsfm)
+
+    report = commands.add_parser("report", help="re-render a run's report.md and figures",
+                                 description="Re-render runs/<name>/report.md and tradeoffs.png from report.json.")
+    report.add_argument("name", help="run folder under runs/")
+    report.set_defaults(handler=_report)
+    return parser
+
+
+def _demo_parser():
+    """The parser of ``mobilekit demo`` alone: it imports nothing of TensorFlow."""
+    parser = argparse.ArgumentParser(prog="mobilekit demo", description="The device demo (LiteRT runtime only).")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks instead of one-line errors")
+    demo.add_arguments(parser)
+    parser.set_defaults(handler=demo.run_from_args)
+    return parser
+
+
+# What TensorFlow's C++ side logs at import whatever TF_CPP_MIN_LOG_LEVEL says: absl's
+# pre-initialization notice, info lines, CPU-feature advice and the missing-CUDA error.
+TENSORFLOW_IMPORT_NOISE = re.compile(r"^(WARNING: All log messages before absl|I\d{4} |To enable the following|"
+                                     r"E\d{4} .*(cuInit|cuda))")
+
+
+def import_tensorflow_quietly():
+    """Import TensorFlow once, passing on only what its import logs beyond the usual noise."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    with native_stderr() as lines:
+        import tensorflow  # noqa: F401
+    forward(lines, is_noise=TENSORFLOW_IMPORT_NOISE.match)
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if [arg for arg in argv if arg != "--debug"][:1] == ["demo"]:
+        argv.remove("demo")
+        args = _demo_parser().parse_args(argv)
+    else:
+        import_tensorflow_quietly()
+        args = build_parser().parse_args(argv)
+    try:
+        args.handler(args)
+    except KeyboardInterrupt:
+        return 130
+    except (ValueError, OSError) as error:
+        if args.debug:
+            raise
+        message = " ".join(str(error).split()) or type(error).__name__
+        print(f"mobilekit: error: {message}", file=sys.stderr)
+        return 2
+    return 0

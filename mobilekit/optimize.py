@@ -1,0 +1,269 @@
+"""One run comparing the optimizations of a trained classifier, and the QSFM ResNet-56 experiment.
+
+``optimize_report`` trains each architecture briefly on digits, then exports side by side:
+
+    fp32         the float model
+    ptq_int8     post-training full-int8 quantization (calibrated on the training split)
+    qat_int8     quantization-aware fine-tuning (``tflite.qat``), then full int8
+    pruned_int8  magnitude pruning to ``sparsity`` during fine-tuning (``tflite.pruning``), int8
+    qsfm_int8    QSFM filter pruning (``tflite.qsfm``), optionally fine-tuned, int8
+
+with parameters, MACs, file size (and gzip size, where pruning's zeros pay), TFLite accuracy
+on the test split and TFLite latency, all timed in one interleaved benchmark. ``qsfm_experiment``
+measures the QSFM claim (Wang et al.: ResNet-56, -48.7% FLOPs at -0.54 points without
+fine-tuning): MACs, parameters, accuracy and fp32 TFLite latency before and after.
+
+QAT and pruning need tf_keras (see ``tflite.qat``), so these jobs run in a process with
+``TF_USE_LEGACY_KERAS=1``: ``mobilekit optimize`` / ``mobilekit qsfm`` start
+``python -m mobilekit.optimize`` that way. Writes ``runs/<name>/`` (report.json,
+report.md, a PNG, every .tflite).
+"""
+import gzip
+import json
+import os
+import sys
+import time
+
+import numpy as np
+
+from keras_layers.keras_api import keras
+from mobilekit.plots import new_figure, save_figure
+from mobilekit.runs import load_report, load_trained_run, run_dir, run_path, update_report
+from mobilekit.tasks.classify import CLASSIFY
+from models.data import load_digits_data
+from models.files import write_bytes
+from models.profile import profile
+from models.registry import build_model
+from models.train import evaluate_accuracy, train_classifier
+from tflite import pruning, qat
+from tflite.bench import benchmark
+from tflite.converter import convert
+from tflite.qsfm import qsfm_prune
+from tflite.validation import validate
+
+ARCHS = {"mobilenet_v2": {"alpha": 0.35}, "mobilenet_v3_small": {"alpha": 1.0}}
+VARIANTS = ("fp32", "ptq_int8", "qat_int8", "pruned_int8", "qsfm_int8")
+
+
+def copy_model(model):
+    """A new model with the same architecture and weights (QAT fine-tuning it leaves ``model`` alone)."""
+    clone = keras.models.clone_model(model)
+    clone.set_weights(model.get_weights())
+    return clone
+
+
+def export_file(model, file_name, quantization, dataset, folder):
+    """Convert, write and validate one file; return its row (bytes, gzip bytes, sparsity, accuracy)."""
+    model_bytes = convert(model, quantization, representative_data=dataset.train[0])
+    write_bytes(os.path.join(folder, file_name), model_bytes)
+    check = validate(model_bytes, model, *dataset.test)
+    return {"file": file_name, "size_bytes": len(model_bytes), "gzip_bytes": len(gzip.compress(model_bytes)),
+            "sparsity": round(pruning.tflite_sparsity(model_bytes), 4), **check}
+
+
+def optimize_arch(arch, dataset, folder, image_size=32, epochs=10, finetune_epochs=3, sparsity=0.5,
+                  qsfm_ratio=0.3, seed=0, progress=print):
+    """Train ``arch`` and export its five variants; return ``(rows, paths)``."""
+    model = build_model({"arch": arch, "image_size": image_size, "classes": 10, **ARCHS.get(arch, {})})
+    progress(f"{arch}: training {model.count_params():,} parameters for {epochs} epochs")
+    model, _ = train_classifier(model, dataset, folder, epochs=epochs, patience=epochs, seed=seed, verbose=0)
+    costs = profile(model)
+    rows, paths = [], []
+
+    def add(variant_model, variant, quantization, variant_costs=costs):
+        progress(f"{arch}: exporting {variant}")
+        row = export_file(variant_model, f"{variant}.tflite", quantization, dataset, folder)
+        rows.append({"arch": arch, "variant": variant, "params": variant_costs["params"],
+                     "macs": variant_costs["macs"], **row})
+        paths.append(os.path.join(folder, row["file"]))
+
+    add(model, "fp32", "fp32")
+    add(model, "ptq_int8", "int8")
+    progress(f"{arch}: QAT fine-tuning for {finetune_epochs} epochs")
+    quantized = qat.quantize_model(copy_model(model))
+    qat.fine_tune(quantized, dataset, epochs=finetune_epochs, learning_rate=1e-4, verbose=0)
+    add(quantized, "qat_int8", "int8")
+    progress(f"{arch}: magnitude pruning to {sparsity:.0%} over {finetune_epochs} epochs")
+    add(prune_and_fine_tune(model, dataset, sparsity, finetune_epochs, verbose=0), "pruned_int8", "int8")
+    progress(f"{arch}: QSFM removing {qsfm_ratio:.0%} of each prunable group's channels")
+    slim, _ = qsfm_prune(model, dataset.train[0][:256], ratio=qsfm_ratio)
+    if finetune_epochs:
+        qat.fine_tune(slim, dataset, epochs=finetune_epochs, learning_rate=3e-4, verbose=0)
+    add(slim, "qsfm_int8", "int8", profile(slim))
+    return rows, paths
+
+
+def prune_and_fine_tune(model, dataset, sparsity, epochs, batch_size=64, verbose=2):
+    """``model`` magnitude-pruned to ``sparsity`` over the first two thirds of ``epochs`` of
+    fine-tuning (``tflite.pruning``), the pruning wrappers stripped."""
+    steps = epochs * int(np.ceil(len(dataset.train[1]) / batch_size))
+    pruned = pruning.prune_model(model, final_sparsity=sparsity, end_step=max(1, steps * 2 // 3),
+                                 frequency=max(1, steps // 10))
+    qat.fine_tune(pruned, dataset, epochs=epochs, learning_rate=3e-4, batch_size=batch_size, verbose=verbose,
+                  callbacks=[pruning.pruning_callback()])
+    return pruning.strip(pruned)
+
+
+def plot_variants(rows, path, title):
+    """Accuracy, latency and size per variant, one group of bars per architecture."""
+    archs = list(dict.fromkeys(row["arch"] for row in rows))
+    panels = [("tflite_accuracy", "TFLite test accuracy", 1.0), ("median_ms", "median latency (ms)", 1.0),
+              ("size_bytes", "file size (KB)", 1 / 1024)]
+    figure, axes = new_figure(1, len(panels), figsize=(13, 3.6))
+    width = 0.8 / len(VARIANTS)
+    for axis, (key, label, scale) in zip(axes, panels):
+        for k, variant in enumerate(VARIANTS):
+            values = [next((r[key] * scale for r in rows if r["arch"] == a and r["variant"] == variant), np.nan)
+                      for a in archs]
+            axis.bar(np.arange(len(archs)) + k * width, values, width, label=variant)
+        axis.set_xticks(np.arange(len(archs)) + 0.4 - width / 2, archs)
+        axis.set_title(label)
+        if key == "tflite_accuracy":
+            axis.set_ylim(max(0.0, min(r["tflite_accuracy"] for r in rows) - 0.05), 1.0)
+    axes[0].legend(fontsize=7)
+    figure.suptitle(title, y=1.03)
+    save_figure(figure, path)
+
+
+def optimize_report(name="optimize", archs=tuple(ARCHS), image_size=32, epochs=10, finetune_epochs=3, sparsity=0.5,
+                    qsfm_ratio=0.3, seed=0, runs=30, progress=print):
+    """Train each architecture, export the five variants, time them together; write ``runs/<name>/``."""
+    path = run_dir(name)
+    dataset = load_digits_data(image_size, seed=seed)
+    rows, paths = [], []
+    for arch in archs:
+        arch_rows, arch_paths = optimize_arch(arch, dataset, _sub_dir(path, arch), image_size, epochs,
+                                              finetune_epochs, sparsity, qsfm_ratio, seed, progress)
+        rows += arch_rows
+        paths += arch_paths
+    timings = benchmark(paths, runs=runs, progress=progress)
+    for row, timing in zip(rows, timings):
+        row["median_ms"] = timing["median_ms"]
+    for row in rows:
+        base = next(r for r in rows if r["arch"] == row["arch"] and r["variant"] == "fp32")
+        row["latency_ratio"] = round(row["median_ms"] / base["median_ms"], 3)
+    config = {"data": "digits", "image_size": image_size, "epochs": epochs, "finetune_epochs": finetune_epochs,
+              "sparsity": sparsity, "qsfm_ratio": qsfm_ratio, "seed": seed, "runs": runs,
+              "test_images": len(dataset.test[1])}
+    plot_variants(rows, os.path.join(path, "optimize.png"), f"digits {image_size}x{image_size}")
+    update_report(path, config=config, variants=rows, figures=["optimize.png"])
+    return rows
+
+
+def _sub_dir(path, name):
+    folder = os.path.join(path, name)
+    os.makedirs(folder, exist_ok=True)
+    return folder
+
+
+def qsfm_experiment(name="qsfm_resnet56", arch="resnet56", image_size=32, epochs=15, ratio=0.45, calibration=256,
+                    seed=0, runs=30, reuse=False, progress=print):
+    """Train ``arch`` on digits, QSFM-prune it without fine-tuning, compare cost, accuracy and latency.
+
+    With ``reuse``, the run's ``model.keras`` from an earlier call is pruned instead of training anew.
+    """
+    path = run_dir(name)
+    dataset = load_digits_data(image_size, seed=seed)
+    start = time.perf_counter()
+    trained = os.path.join(path, "model.keras")
+    if reuse and os.path.isfile(trained):
+        progress(f"{arch}: reusing {trained}")
+        model = keras.models.load_model(trained)
+    else:
+        model = build_model({"arch": arch, "image_size": image_size, "classes": 10})
+        progress(f"{arch}: training {model.count_params():,} parameters for {epochs} epochs")
+        model, _ = train_classifier(model, dataset, path, epochs=epochs, patience=epochs, seed=seed, verbose=0)
+    train_s = time.perf_counter() - start
+    progress(f"{arch}: QSFM on {calibration} calibration images, ratio {ratio}")
+    slim, kept = qsfm_prune(model, dataset.train[0][:calibration], ratio=ratio)
+    rows, paths = [], []
+    for label, variant in (("original", model), ("qsfm", slim)):
+        costs = profile(variant)
+        model_bytes = convert(variant, "fp32")
+        paths.append(os.path.join(path, f"{label}_fp32.tflite"))
+        write_bytes(paths[-1], model_bytes)
+        rows.append({"model": label, "params": costs["params"], "macs": costs["macs"],
+                     "keras_accuracy": evaluate_accuracy(variant, *dataset.test),
+                     "tflite_accuracy": validate(model_bytes, variant, *dataset.test)["tflite_accuracy"],
+                     "size_bytes": len(model_bytes)})
+    for row, timing in zip(rows, benchmark(paths, runs=runs, progress=progress)):
+        row["median_ms"] = timing["median_ms"]
+    summary = {"macs_reduction": 1 - rows[1]["macs"] / rows[0]["macs"],
+               "params_reduction": 1 - rows[1]["params"] / rows[0]["params"],
+               "accuracy_change_points": 100 * (rows[1]["keras_accuracy"] - rows[0]["keras_accuracy"]),
+               "latency_ratio": rows[1]["median_ms"] / rows[0]["median_ms"],
+               "channels_kept": sum(len(k) for k in kept.values()),
+               ("load_s" if reuse else "train_s"): round(train_s, 1)}
+    config = {"arch": arch, "image_size": image_size, "epochs": epochs, "ratio": ratio, "calibration": calibration,
+              "seed": seed, "fine_tuning": "none", "test_images": len(dataset.test[1])}
+    update_report(path, config=config, qsfm=rows, summary=summary)
+    return rows, summary
+
+
+def export_optimized(name, qat_epochs=0, prune_sparsity=0.0, finetune_epochs=3, progress=print):
+    """``mobilekit export --qat/--prune``: rebuild the classifier of run ``name`` from its config
+    (``models.registry.build_model``), load its trained weights (``weights.npz``), fine-tune, export
+    ``model_qat_int8.tflite`` / ``model_pruned_int8.tflite`` and validate them."""
+    path = run_path(name)
+    config = load_report(path).get("config", {})
+    if "arch" not in config:
+        raise ValueError(f"{path}/report.json has no training config: train it with `mobilekit train` first")
+    if config.get("task", "classify") != CLASSIFY.name:
+        raise ValueError(f"--qat / --prune export classifiers only; {path} is a {config['task']} run")
+    dataset = CLASSIFY.load_data(config)
+    model = build_model({**config, "classes": CLASSIFY.classes(dataset)})
+    qat.load_layer_weights(model, os.path.join(path, "weights.npz"))
+    rows = []
+    if qat_epochs:
+        progress(f"QAT fine-tuning for {qat_epochs} epochs")
+        quantized = qat.quantize_model(copy_model(model))
+        qat.fine_tune(quantized, dataset, epochs=qat_epochs)
+        rows.append(export_file(quantized, "model_qat_int8.tflite", "int8", dataset, path))
+    if prune_sparsity:
+        progress(f"magnitude pruning to {prune_sparsity:.0%} over {finetune_epochs} epochs")
+        pruned = prune_and_fine_tune(model, dataset, prune_sparsity, finetune_epochs)
+        rows.append(export_file(pruned, "model_pruned_int8.tflite", "int8", dataset, path))
+    for row in rows:
+        progress(f"{row['file']}: {row['size_bytes'] / 1e6:.2f} MB ({row['gzip_bytes'] / 1e6:.2f} MB gzipped), "
+                 f"sparsity {row['sparsity']:.2f}, accuracy {row['tflite_accuracy']:.4f} "
+                 f"(Keras {row['keras_accuracy']:.4f})")
+    update_report(path, export_optimized=rows)
+    return rows
+
+
+# The jobs of this module that run under tf_keras, by the name the child process is given.
+JOBS = {"compare": optimize_report, "qsfm": qsfm_experiment, "export": export_optimized}
+
+
+def main(argv=None):
+    """Entry point of the tf_keras child process: ``python -m mobilekit.optimize JOB KWARGS_JSON``."""
+    job, kwargs = (argv if argv is not None else sys.argv[1:])
+    try:
+        JOBS[job](**json.loads(kwargs))
+    except (ValueError, OSError) as error:
+        print(f"error: {' '.join(str(error).split())}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def run_in_tf_keras(job, progress=print, **kwargs):
+    """Run ``JOBS[job](**kwargs)`` under tf_keras: in this process when it already uses tf_keras,
+    else in a child process started with ``TF_USE_LEGACY_KERAS=1``."""
+    from keras_layers.keras_api import LEGACY_KERAS
+
+    if LEGACY_KERAS:
+        JOBS[job](progress=progress, **kwargs)
+        return
+    qat.run_legacy("mobilekit.optimize", [job, json.dumps(kwargs)], progress=progress)
+
+
+def export_with_optimization(name, qat_epochs=0, prune_sparsity=0.0, progress=print):
+    """``mobilekit export NAME --qat / --prune``: hand the trained weights to a tf_keras process
+    (``weights.npz``, by layer name; see ``tflite.qat``), which fine-tunes and exports."""
+    path, _, model = load_trained_run(name)
+    qat.save_layer_weights(model, os.path.join(path, "weights.npz"))
+    run_in_tf_keras("export", progress, name=name, qat_epochs=qat_epochs, prune_sparsity=prune_sparsity)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,84 @@
+"""A run's folder ``RUNS_ROOT/<name>/`` (``runs/<name>/``) and its report.
+
+``report.json`` holds every figure of the run, machine-readable, as named sections: a
+section is either a flat dict (shown as a two-column table) or a list of flat dicts
+(shown as a table with one row each). ``report.md`` is rendered from it.
+"""
+import json
+import os
+
+from models.files import write_text
+
+RUNS_ROOT = "runs"
+
+
+def run_path(name):
+    """``RUNS_ROOT/name``, the folder of run ``name`` (not created)."""
+    if not name or os.sep in name or name in {".", ".."}:
+        raise ValueError(f"run name {name!r} must be a plain folder name")
+    return os.path.join(RUNS_ROOT, name)
+
+
+def run_dir(name):
+    """Create (if needed) and return the folder of run ``name``."""
+    path = run_path(name)
+    os.makedirs(path, exist_ok=True)
+    return path
+
+
+def load_trained_run(name):
+    """``(path, config, model)`` of the trained run ``name``, or a one-line error naming the
+    ``mobilekit train`` command that makes it."""
+    from keras_layers.keras_api import keras
+
+    path = run_path(name)
+    model_path = os.path.join(path, "model.keras")
+    if not os.path.isfile(model_path):
+        raise FileNotFoundError(f"no trained model at {model_path}: run `mobilekit train --name {name}` first")
+    return path, load_report(path).get("config", {}), keras.models.load_model(model_path)
+
+
+def _cell(value):
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, (list, tuple)):
+        return ", ".join(_cell(v) for v in value)
+    return str(value)
+
+
+def _table(section):
+    if isinstance(section, dict):
+        rows = [f"| {key} | {_cell(value)} |" for key, value in section.items()]
+        return "\n".join(["| | |", "|---|---|", *rows])
+    columns = list(dict.fromkeys(key for row in section for key in row))
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(_cell(row.get(c, "")) for c in columns) + " |" for row in section]
+    return "\n".join(lines)
+
+
+def render_markdown(report, title):
+    """The report as markdown: one heading and table per section; ``figures`` become images."""
+    parts = [f"# {title}"]
+    for name, section in report.items():
+        if name == "figures":
+            parts += [f"![{os.path.splitext(f)[0]}]({f})" for f in section]
+        elif section:
+            parts += [f"## {name}", _table(section)]
+    return "\n\n".join(parts) + "\n"
+
+
+def load_report(path):
+    """The sections of ``path/report.json`` (an empty dict when there is none yet)."""
+    report_path = os.path.join(path, "report.json")
+    if not os.path.exists(report_path):
+        return {}
+    with open(report_path) as f:
+        return json.load(f)
+
+
+def update_report(path, **sections):
+    """Merge ``sections`` into ``path/report.json`` and re-render ``report.md``; return the report."""
+    report = {**load_report(path), **sections}
+    write_text(os.path.join(path, "report.json"), json.dumps(report, indent=2) + "\n")
+    write_text(os.path.join(path, "report.md"), render_markdown(report, os.path.basename(os.path.abspath(path))))
+    return report

@@ -1,0 +1,85 @@
+"""The ``mobilekit`` command line: help for every subcommand, one-line errors, JSON output."""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from keras_layers.keras_api import keras
+from mobilekit.cli import build_parser
+from models.files import write_bytes
+from tflite import convert
+
+# The commands DESIGN.md promises; the parser may have more.
+PROMISED = {"quickstart", "train", "export", "bench", "demo", "report"}
+SUBCOMMANDS = tuple(build_parser()._subparsers._group_actions[0].choices)
+
+
+def mobilekit(*args, cwd=None):
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    return subprocess.run([sys.executable, "-m", "mobilekit", *args], capture_output=True, text=True, cwd=cwd,
+                          env=env, timeout=600)
+
+
+def test_top_level_help_lists_every_subcommand():
+    done = mobilekit("--help")
+    assert done.returncode == 0
+    assert PROMISED <= set(SUBCOMMANDS)
+    listed = {line.split()[0] for line in done.stdout.split("COMMAND")[-1].splitlines()[1:] if line.strip()}
+    assert set(SUBCOMMANDS) <= listed
+
+
+@pytest.mark.parametrize("command", SUBCOMMANDS)
+def test_every_flag_of_every_subcommand_is_explained(command, capsys):
+    subparser = build_parser()._subparsers._group_actions[0].choices[command]
+    for action in subparser._actions:
+        assert action.help, f"{command} {action.option_strings or action.dest} has no help"
+    with pytest.raises(SystemExit) as done:
+        subparser.parse_args(["--help"])
+    assert done.value.code == 0 and "usage:" in capsys.readouterr().out
+
+
+def assert_one_line_error(done, *fragments):
+    assert done.returncode == 2, done.stderr
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("mobilekit: error:"), done.stderr
+    assert "Traceback" not in done.stderr
+    for fragment in fragments:
+        assert fragment in lines[0]
+
+
+def test_export_of_a_missing_run(tmp_path):
+    assert_one_line_error(mobilekit("export", "nothing", cwd=tmp_path), "no trained model", "mobilekit train")
+
+
+def test_report_of_a_missing_run(tmp_path):
+    assert_one_line_error(mobilekit("report", "nothing", cwd=tmp_path), "no report.json")
+
+
+def test_bench_of_a_missing_file(tmp_path):
+    assert_one_line_error(mobilekit("bench", str(tmp_path / "x.tflite")), "model file not found")
+
+
+def test_train_on_unknown_data(tmp_path):
+    assert_one_line_error(mobilekit("train", "--data", "imagenet", cwd=tmp_path), "imagenet")
+
+
+def test_demo_errors_are_one_line_and_debug_shows_the_traceback(tmp_path):
+    bogus = tmp_path / "model.tflite"
+    bogus.write_text("not a model")
+    assert_one_line_error(mobilekit("demo", "--model", str(bogus), "--source", "x.png", "--headless"), str(bogus))
+    debug = mobilekit("--debug", "demo", "--model", str(bogus), "--source", "x.png", "--headless")
+    assert debug.returncode != 0 and "Traceback" in debug.stderr
+
+
+def test_bench_json_is_one_object(tmp_path):
+    inputs = keras.Input((8, 8, 3))
+    path = str(tmp_path / "m.tflite")
+    write_bytes(path, convert(keras.Model(inputs, keras.layers.Conv2D(4, 3)(inputs)), "fp32"))
+    done = mobilekit("bench", path, path, "--runs", "4", "--rounds", "2", "--warmup", "1", "--json")
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert [row["model"] for row in result["models"]] == [path, path]
+    first, second = result["models"]
+    assert second["latency_ratio"] == pytest.approx(second["median_ms"] / first["median_ms"], rel=1e-3)

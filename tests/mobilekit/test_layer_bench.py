@@ -1,0 +1,58 @@
+"""``mobilekit bench --suite``: layers timed against the layers they replace, one report per suite."""
+import json
+import types
+
+import pytest
+from PIL import Image
+
+from keras_layers.keras_api import keras
+from mobilekit import layer_bench
+from mobilekit.suites import load_suite, xnor
+
+
+def test_layer_suite_report(monkeypatch, tmp_path):
+    suite = types.SimpleNamespace(
+        SHAPES=[(8, 8, 4)], DESCRIPTION="1x1 vs 3x3",
+        candidates=lambda shape: [("conv3x3", lambda: conv_at(shape, 3)), ("conv1x1", lambda: conv_at(shape, 1))])
+
+    def conv_at(shape, kernel):
+        inputs = keras.Input(shape)
+        return keras.Model(inputs, keras.layers.Conv2D(4, kernel, padding="same", use_bias=False)(inputs))
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(layer_bench, "load_suite", lambda name: suite)
+    rows = layer_bench.run_suite("fake", quantizations=("fp32",), runs=4, warmup=1, threads=1, rounds=2,
+                                 progress=lambda _: None)
+    assert [row["layer"] for row in rows] == ["conv3x3", "conv1x1"]
+    assert rows[1]["speedup"] == pytest.approx(rows[0]["median_ms"] / rows[1]["median_ms"])
+    assert rows[1]["param_reduction"] == pytest.approx(9.0)
+    assert rows[1]["macs"] * 9 == rows[0]["macs"] == 8 * 8 * 9 * 4 * 4
+    report = json.loads((tmp_path / "runs" / "bench_fake" / "report.json").read_text())
+    assert report["layers"] == rows
+    with Image.open(tmp_path / "runs" / "bench_fake" / "layer_bench.png") as plot:
+        assert plot.format == "PNG" and min(plot.size) >= 200
+
+
+def test_unknown_suite_is_named():
+    with pytest.raises(ValueError, match="unknown benchmark suite 'nope'"):
+        load_suite("nope")
+
+
+def test_xnor_suite_runs_its_tflite_candidates_and_the_host_kernels(monkeypatch, tmp_path):
+    """``mobilekit bench --suite xnor`` at a tiny shape: the binary layers convert, and the packed
+    kernel's rows join the TFLite rows in the report."""
+    assert load_suite("xnor") is xnor
+    suite = types.SimpleNamespace(SHAPES=[(6, 6, 64)], DESCRIPTION=xnor.DESCRIPTION,
+                                  candidates=lambda shape: xnor.candidates(shape)[1:], host_rows=xnor.host_rows)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(layer_bench, "load_suite", lambda name: suite)
+    rows = layer_bench.run_suite("xnor", quantizations=("int8",), runs=2, warmup=1, threads=1, rounds=1,
+                                 progress=lambda _: None)
+    assert [(row["layer"], row["quantization"]) for row in rows] == [
+        ("bwn3x3", "int8"), ("xnor3x3", "int8"), ("conv3x3_im2col_blas", "numpy"), ("xnor3x3_packed", "numpy"),
+        ("xnor3x3_packed+packing", "numpy")]
+    assert all(row["macs"] == 36 * 9 * 64 * 64 for row in rows)
+    bwn_row, xnor_row, float_row = rows[:3]  # the TFLite rows' baseline is the first candidate (BWN)
+    assert xnor_row["speedup"] == pytest.approx(bwn_row["median_ms"] / xnor_row["median_ms"])
+    for row in rows[3:]:
+        assert row["speedup"] == pytest.approx(float_row["median_ms"] / row["median_ms"])
