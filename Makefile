@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST := $(BIN)/python -m pytest -q -ra --timeout=900
 
-.PHONY: setup quickstart test test-experiments test-fast clean
+.PHONY: setup quickstart test test-e2e test-fast clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -23,16 +23,18 @@ quickstart: $(STAMP)
 # Keras 3 tests, then the tf_keras (Keras 2) tests in their own process: the Keras
 # generation is chosen once per process, at import time.
 test: $(STAMP)
-	$(PYTEST) -m "not legacy_keras and not experiment"
+	$(PYTEST) -m "not legacy_keras and not e2e"
 	TF_USE_LEGACY_KERAS=1 $(PYTEST) -m legacy_keras
 
-# The experiment commands (binary, optimize, qsfm, export --qat/--prune) end to end through the
-# CLI, several of them in tf_keras child processes: minutes each, so a target of their own.
-test-experiments: $(STAMP)
-	$(PYTEST) -m experiment
+# The jobs end to end: the three quickstarts (training, export, validation, timing in child
+# processes, the demo), the zoo, and the experiment commands (binary, optimize, qsfm, export
+# --qat/--prune, several in tf_keras child processes). Minutes each, so a target of their own;
+# CI runs it after `make test`.
+test-e2e: $(STAMP)
+	$(PYTEST) -m e2e
 
 test-fast: $(STAMP)
-	$(PYTEST) -m "not legacy_keras and not slow and not experiment"
+	$(PYTEST) -m "not legacy_keras and not slow and not e2e"
 
 clean:
 	rm -rf $(VENV) runs *.egg-info

@@ -10,7 +10,7 @@ from mobilekit.quickstart import quickstart
 TINY = {"alpha": 0.35, "epochs": 1, "batch_size": 16, "train_images": 32, "validation_images": 8, "test_images": 12}
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_detect_quickstart_writes_every_output_and_the_fp32_file_keeps_the_keras_map(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     report = quickstart("detect", "det", bench_runs=3, progress=lambda _: None, **TINY)

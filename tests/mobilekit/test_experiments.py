@@ -16,7 +16,7 @@ def _report(tmp_path, name):
     return json.loads((tmp_path / "runs" / name / "report.json").read_text())
 
 
-@pytest.mark.experiment
+@pytest.mark.e2e
 def test_binary_table_of_two_variants(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert main(["binary", "--name", "b", "--only", "float", "xnor", "--epochs", "1", "--seeds", "1"]) == 0
@@ -31,7 +31,7 @@ def test_binary_table_of_two_variants(tmp_path, monkeypatch):
     assert rows["xnor"]["binary_agreement"] >= 0.95  # the faithful binary file computes what Keras computes
 
 
-@pytest.mark.experiment
+@pytest.mark.e2e
 def test_optimize_exports_five_variants_side_by_side(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert main(["optimize", "--name", "o", "--archs", "mobilenet_v2", "--epochs", "1", "--finetune-epochs", "1",
@@ -47,7 +47,7 @@ def test_optimize_exports_five_variants_side_by_side(tmp_path, monkeypatch):
     assert rows["qsfm_int8"]["macs"] < rows["fp32"]["macs"] and rows["qsfm_int8"]["params"] < rows["fp32"]["params"]
 
 
-@pytest.mark.experiment
+@pytest.mark.e2e
 def test_qsfm_prunes_a_trained_resnet(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert main(["qsfm", "--name", "q", "--arch", "resnet20", "--epochs", "1", "--ratio", "0.5", "--runs", "3"]) == 0

@@ -9,7 +9,7 @@ from mobilekit.cli import main
 from mobilekit.jobs import train
 
 
-@pytest.mark.experiment
+@pytest.mark.e2e
 @pytest.mark.parametrize("arch, options", [("resnet20", {}), ("ghostnet", {"alpha": 0.5})])
 def test_qat_and_pruned_export_of_a_trained_run(arch, options, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)

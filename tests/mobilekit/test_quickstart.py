@@ -7,7 +7,7 @@ import pytest
 from mobilekit.quickstart import quickstart
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_quickstart_trains_exports_validates_times_and_demos(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     report = quickstart(progress=lambda _: None)

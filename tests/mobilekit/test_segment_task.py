@@ -17,7 +17,7 @@ TINY = {"backbone": "mobilenet_v3_small", "alpha": 0.35, "image_size": 32, "epoc
         "train_images": 32, "validation_images": 8, "test_images": 12}
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_segment_quickstart_writes_every_output_and_tflite_matches_keras(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     report = quickstart("segment", "seg", bench_runs=3, progress=lambda _: None, **TINY)

@@ -22,7 +22,7 @@ def test_every_zoo_entry_names_a_registered_architecture_and_its_arguments():
     assert {entry.compression.kind for entry in entries if entry.compression} <= set(COMPRESSIONS)
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_zoo_table_and_plot(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     entries = (ZooEntry("tiny", "mobilenet_v2", {"alpha": 0.35}),
