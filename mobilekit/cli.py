@@ -49,6 +49,8 @@ TRAINING_FLAGS = (
     ("train_images", int, "detect / segment on shapes: training images"),
     ("validation_images", int, "detect / segment on shapes: validation images"),
     ("test_images", int, "detect / segment on shapes: test images"),
+    ("strict", bool, "classify on an image folder: stop at the first unreadable image instead of skipping it "
+                     "(skipped files are named in the report)"),
 )
 
 
@@ -71,7 +73,8 @@ def _add_training_flags(parser):
     for key, kind, text in TRAINING_FLAGS:
         text = text or generated[key]
         defaults = _task_defaults(key)
-        parser.add_argument(f"--{key.replace('_', '-')}", type=kind,
+        kind = {"action": "store_true", "default": None} if kind is bool else {"type": kind}
+        parser.add_argument(f"--{key.replace('_', '-')}", **kind,
                             help=f"{text} (default {defaults})" if defaults else text)
 
 

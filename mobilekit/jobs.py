@@ -44,6 +44,10 @@ def train_config(config, name, progress=print):
     size = config["image_size"]
     progress(f"loading {config['data']} at {size}x{size}")
     data = task.load_data(config)
+    data_sections = task.data_report(data)
+    if data_sections.get("skipped_files"):
+        progress(f"skipped {len(data_sections['skipped_files'])} unreadable file(s): " +
+                 ", ".join(f"{s['file']} ({s['reason']})" for s in data_sections["skipped_files"][:5]))
     labels = task.labels(data)
     config = {**config, "classes": task.classes(data)}
     model = build_model(config)
@@ -61,7 +65,7 @@ def train_config(config, name, progress=print):
     progress(f"trained in {seconds:.0f} s: " + ", ".join(f"{key.replace('_', ' ')} {value:.4f}"
                                                           for key, value in figures.items()))
     update_report(path, config=config, model={"name": model.name, "params": costs["params"], "macs": costs["macs"]},
-                  training=training, **sections, figures=["training_curves.png"])
+                  training=training, **data_sections, **sections, figures=["training_curves.png"])
     return path, model, data
 
 

@@ -1,33 +1,15 @@
-"""Classification data: the built-in digits set and users' image folders.
-
-Every split is a pair ``(images, labels)``: uint8 RGB images ``(N, H, W, 3)`` with
-pixel values in [0, 255] (the kit's models normalize inside) and int labels ``(N,)``.
+"""Classification data: the built-in digits set, users' image folders (``models.image_folder``)
+and sample photos for calibration.
 """
 import os
-from typing import NamedTuple
 
 import numpy as np
 from PIL import Image
 
+from models.classification_data import ClassificationData, stratified_split
+from models.image_folder import load_image_folder
 
-class ClassificationData(NamedTuple):
-    """Train / validation / test splits and the class names."""
-
-    train: tuple
-    validation: tuple
-    test: tuple
-    class_names: tuple
-
-
-def _stratified_split(labels, fractions, seed):
-    """Indices of each split, stratified by label, deterministic for ``seed``."""
-    from sklearn.model_selection import train_test_split
-
-    indices = np.arange(len(labels))
-    train_idx, rest = train_test_split(indices, train_size=fractions[0], stratify=labels, random_state=seed)
-    val_share = fractions[1] / (fractions[1] + fractions[2])
-    val_idx, test_idx = train_test_split(rest, train_size=val_share, stratify=labels[rest], random_state=seed)
-    return np.sort(train_idx), np.sort(val_idx), np.sort(test_idx)
+__all__ = ["ClassificationData", "load_dataset", "load_digits_data", "load_image_folder", "sample_photos"]
 
 
 def resize_images(images, size):
@@ -52,42 +34,23 @@ def load_digits_data(image_size=32, seed=0, fractions=(0.7, 0.15, 0.15)):
     if image_size < 8:
         raise ValueError(f"image_size must be >= 8 for digits, got {image_size}")
     images, labels = digit_images(image_size)
-    splits = _stratified_split(labels, fractions, seed)
+    splits = stratified_split(labels, fractions, seed)
     train, validation, test = ((images[idx], labels[idx]) for idx in splits)
     return ClassificationData(train, validation, test, tuple(str(d) for d in range(10)))
-
-
-def load_image_folder(path, image_size=96, seed=0, fractions=(0.7, 0.15, 0.15)):
-    """A folder with one sub-folder of images per class, loaded into memory and split.
-
-    Decoding and resizing go through ``keras.utils.image_dataset_from_directory``.
-    """
-    if not os.path.isdir(path):
-        raise FileNotFoundError(f"image folder not found: {path}")
-    from keras_layers.keras_api import keras
-
-    dataset = keras.utils.image_dataset_from_directory(
-        path, image_size=(image_size, image_size), batch_size=None, shuffle=False, color_mode="rgb")
-    class_names = tuple(dataset.class_names)
-    pairs = [(np.asarray(x), int(y)) for x, y in dataset.as_numpy_iterator()]
-    if len(class_names) < 2 or not pairs:
-        raise ValueError(f"image folder {path} needs at least two class sub-folders with images")
-    images = np.clip(np.round(np.stack([p[0] for p in pairs])), 0, 255).astype(np.uint8)
-    labels = np.array([p[1] for p in pairs], np.int64)
-    splits = _stratified_split(labels, fractions, seed)
-    train, validation, test = ((images[idx], labels[idx]) for idx in splits)
-    return ClassificationData(train, validation, test, class_names)
 
 
 DATASETS = {"digits": load_digits_data}
 
 
-def load_dataset(name_or_path, image_size, seed=0):
-    """A built-in data set by name (``digits``) or a user's image folder by path."""
+def load_dataset(name_or_path, image_size, seed=0, strict=False):
+    """A built-in data set by name (``digits``) or a user's image folder by path.
+
+    ``strict`` (image folders only): an unreadable image file is an error instead of being skipped.
+    """
     if name_or_path in DATASETS:
         return DATASETS[name_or_path](image_size=image_size, seed=seed)
     if os.path.isdir(name_or_path):
-        return load_image_folder(name_or_path, image_size=image_size, seed=seed)
+        return load_image_folder(name_or_path, image_size=image_size, seed=seed, strict=strict)
     raise ValueError(f"data {name_or_path!r} is neither a built-in data set ({', '.join(DATASETS)}) nor a folder")
 
 

@@ -70,6 +70,10 @@ class Task:
         """The ``train`` / ``validation`` / ``test`` splits and class names of ``config["data"]``."""
         raise NotImplementedError
 
+    def data_report(self, data):
+        """Report sections about the loaded data (skipped files, counts per class), none by default."""
+        return {}
+
     def labels(self, data):
         """The label names the model's outputs stand for (``labels.txt``)."""
         raise NotImplementedError

@@ -16,7 +16,7 @@ class Classify(Task):
     data_help = "'digits' or a folder with one sub-folder of images per class"
     defaults = {"arch": "mobilenet_v2", "data": "digits", "image_size": 48, "alpha": 0.35, "epochs": 40,
                 "batch_size": 64, "learning_rate": 3e-3, "patience": 10, "seed": 0}
-    options = (*Task.options, "patience")
+    options = (*Task.options, "patience", "strict")
     quantizations = QUANTIZATIONS
     quality = ("tflite_accuracy", "test accuracy")
     quickstart_name = "quickstart"
@@ -30,7 +30,19 @@ class Classify(Task):
         return {**config, "patience": config["epochs"]}
 
     def load_data(self, config):
-        return load_dataset(config["data"], config["image_size"], seed=config["seed"])
+        return load_dataset(config["data"], config["image_size"], seed=config["seed"],
+                            strict=config.get("strict", False))
+
+    def data_report(self, data):
+        """An image folder's split, the images per class and split, and the files skipped as unreadable."""
+        if not data.info:
+            return {}
+        info = data.info
+        sections = {"data": {"split": info["note"], "skipped_files": info["skipped_count"]},
+                    "class_counts": [{"class": name, **counts} for name, counts in info["class_counts"].items()]}
+        if info["skipped"]:
+            sections["skipped_files"] = info["skipped"]
+        return sections
 
     def labels(self, data):
         return list(data.class_names)

@@ -10,8 +10,11 @@ from mobilekit.jobs import train
 
 
 @pytest.mark.e2e
-@pytest.mark.parametrize("arch, options", [("resnet20", {}), ("ghostnet", {"alpha": 0.5})])
-def test_qat_and_pruned_export_of_a_trained_run(arch, options, tmp_path, monkeypatch):
+# The least share of zero weights in the pruned file: TFMOT prunes the Conv2D / Dense layers it
+# wraps; a GhostNet keeps most of its weights inside Ghost modules (kit layers it does not prune):
+# 0.26 of all weights measured at 50% sparsity, against 0.50 for ResNet-20.
+@pytest.mark.parametrize("arch, options, least_sparsity", [("resnet20", {}, 0.45), ("ghostnet", {"alpha": 0.5}, 0.2)])
+def test_qat_and_pruned_export_of_a_trained_run(arch, options, least_sparsity, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     train("classify", name="run", arch=arch, image_size=32, epochs=1, progress=lambda _: None, **options)
     assert main(["export", "run", "--qat", "--qat-epochs", "1", "--prune", "0.5"]) == 0
@@ -20,6 +23,8 @@ def test_qat_and_pruned_export_of_a_trained_run(arch, options, tmp_path, monkeyp
     assert set(rows) == {"model_qat_int8.tflite", "model_pruned_int8.tflite"}
     for file_name, row in rows.items():
         assert (tmp_path / "runs" / "run" / file_name).stat().st_size == row["size_bytes"]
-        assert row["top1_agreement"] >= 0.9, row
-    assert rows["model_pruned_int8.tflite"]["sparsity"] >= 0.45
-    assert rows["model_qat_int8.tflite"]["sparsity"] < 0.2
+        # the int8 file computes what the fine-tuned Keras model computes (class probabilities; top-1
+        # agreement says little about a network one epoch from its initialization)
+        assert row["mean_abs_diff"] < 0.02, row
+    assert rows["model_pruned_int8.tflite"]["sparsity"] >= least_sparsity
+    assert rows["model_qat_int8.tflite"]["sparsity"] < 0.05

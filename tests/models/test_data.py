@@ -7,6 +7,7 @@ from models.data import load_dataset, load_digits_data, load_image_folder, sampl
 
 def test_digits_splits_are_disjoint_stratified_and_deterministic():
     data = load_digits_data(image_size=16, seed=3)
+    assert data.info is None
     sizes = [len(split[1]) for split in data[:3]]
     assert sizes == [1257, 270, 270]  # scikit-learn's train_test_split floors 0.7 * 1797, then halves the rest
     images, labels = data.train
@@ -54,6 +55,8 @@ def test_image_folder_loader(tmp_path):
     assert images.shape == (20, 12, 12, 3) and images.dtype == np.uint8
     # Class "dog" images are brighter: labels follow the folder names.
     assert images[labels == 1].mean() > images[labels == 0].mean() + 100
+    assert data.info["skipped_count"] == 0 and data.info["split"] == "stratified 70/15/15"
+    assert data.info["class_counts"]["cat"] == {"train": 7, "validation": 1, "test": 2}
 
 
 def test_load_dataset_errors(tmp_path):
