@@ -84,3 +84,13 @@ def test_bench_json_is_one_object(tmp_path):
     assert [row["model"] for row in result["models"]] == [path, path]
     first, second = result["models"]
     assert second["latency_ratio"] == pytest.approx(second["median_ms"] / first["median_ms"], rel=1e-3)
+
+
+def test_mobilekit_demo_loads_no_tensorflow(tmp_path):
+    script = ("import sys\nfrom mobilekit.cli import main\n"
+              "code = main(['demo', '--model', 'missing.tflite', '--source', 'x.png', '--headless'])\n"
+              "assert code == 2, code\n"
+              "assert not [m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras', 'tf_keras')]\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "model file not found: missing.tflite" in done.stderr
