@@ -69,12 +69,12 @@ def train_config(config, name, progress=print):
     return path, model, data
 
 
-def check_quantizations(task, quantizations):
-    """``quantizations``, each one the task's exporter writes, or a one-line error."""
-    unknown = [q for q in quantizations if q not in task.quantizations]
+def check_quantizations(quantizations, allowed, what):
+    """``quantizations``, each one of ``allowed``, or a one-line error saying ``what`` they are for."""
+    unknown = [q for q in quantizations if q not in allowed]
     if unknown:
-        raise ValueError(f"--quantization {' '.join(unknown)} does not apply to {task.name}: expected some of "
-                         f"{', '.join(task.quantizations)}")
+        raise ValueError(f"--quantization {' '.join(unknown)} does not apply to {what}: expected some of "
+                         f"{', '.join(allowed)}")
     return tuple(quantizations)
 
 
@@ -85,7 +85,7 @@ def export(name, quantizations=("fp32", "int8"), progress=print):
     """
     path, config, model = load_trained_run(name)
     task = get_task(config.get("task", "classify"))
-    quantizations = check_quantizations(task, quantizations)
+    quantizations = check_quantizations(quantizations, task.quantizations, task.name)
     data = task.load_data(config)
     reference = task.reference(model, data, config)
     rows = []
@@ -124,9 +124,7 @@ def bench_architecture(arch="mobilenet_v2", image_size=224, quantizations=("fp32
         if key not in entry.arguments:
             raise ValueError(f"--{key.replace('_', '-')} does not apply to --arch {arch}: it takes "
                              f"{', '.join(entry.arguments) or 'no builder options'}")
-    unknown = [q for q in quantizations if q not in QUANTIZATIONS]
-    if unknown:
-        raise ValueError(f"quantization {' '.join(unknown)}: expected some of {', '.join(QUANTIZATIONS)}")
+    quantizations = check_quantizations(quantizations, QUANTIZATIONS, f"--arch {arch}")
     config = {"arch": arch, "image_size": image_size, "classes": entry.default_classes, **options}
     name = name or "_".join(["bench", arch, *(f"{value:g}" if isinstance(value, float) else str(value)
                                               for value in options.values()), str(image_size)])

@@ -96,12 +96,16 @@ for _name, _builder in (("lr_aspp", lr_aspp), ("mobile_deeplabv3", mobile_deepla
     register(_name, _builder, task="segment")
 
 
+def names(task=None):
+    """The registered architecture names (of ``task`` only, when given)."""
+    return [name for name, entry in ARCHITECTURES.items() if task in (None, entry.task)]
+
+
 def architecture(arch, task=None):
     """The entry of ``arch``; with ``task``, it must serve that task."""
-    names = [name for name, entry in ARCHITECTURES.items() if task in (None, entry.task)]
-    if arch not in names:
+    if arch not in names(task):
         kind = f"{task} architecture" if task else "architecture"
-        raise ValueError(f"unknown {kind} {arch!r}: expected one of {', '.join(names)}")
+        raise ValueError(f"unknown {kind} {arch!r}: expected one of {', '.join(names(task))}")
     return ARCHITECTURES[arch]
 
 
@@ -125,6 +129,7 @@ def build_model(config):
     the config's builder arguments and taking pixels in [0, 255]."""
     entry = architecture(config["arch"])
     size = config["image_size"]
-    kwargs = {key: value for key, value in config.items() if key in entry.arguments}
+    arguments = entry.arguments
+    kwargs = {key: value for key, value in config.items() if key in arguments}
     model = entry.build(input_shape=(size, size, 3), classes=config["classes"], **kwargs)
     return model if entry.takes_pixels else with_preprocessing(model)

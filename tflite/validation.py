@@ -13,6 +13,15 @@ def tflite_predict(tflite_model, images):
     return np.stack([tflite_model.run(image.astype(np.float32))[0] for image in images])
 
 
+def load_tflite(tflite_model):
+    """A ``TFLiteModel`` of a path, flatbuffer bytes or a ``TFLiteModel`` (returned as it is)."""
+    if isinstance(tflite_model, (bytes, bytearray)):
+        return TFLiteModel.from_bytes(bytes(tflite_model))
+    if isinstance(tflite_model, str):
+        return TFLiteModel(tflite_model)
+    return tflite_model
+
+
 def validate(tflite_model, keras_model, images, labels=None):
     """Compare a TFLite classifier with its Keras model on ``images`` (one input each).
 
@@ -25,10 +34,7 @@ def validate(tflite_model, keras_model, images, labels=None):
         dict with ``n``, ``top1_agreement``, ``max_abs_diff``, ``mean_abs_diff`` and, with
         labels, ``keras_accuracy`` and ``tflite_accuracy``.
     """
-    if isinstance(tflite_model, (bytes, bytearray)):
-        tflite_model = TFLiteModel.from_bytes(bytes(tflite_model))
-    elif isinstance(tflite_model, str):
-        tflite_model = TFLiteModel(tflite_model)
+    tflite_model = load_tflite(tflite_model)
     if len(images) == 0:
         raise ValueError("validation needs at least one image")
     expected = keras_model.predict(np.asarray(images, np.float32), batch_size=128, verbose=0)
@@ -46,15 +52,12 @@ def validate(tflite_model, keras_model, images, labels=None):
     return report
 
 
-def _interpreter(tflite_model):
-    return TFLiteModel.from_bytes(bytes(tflite_model)) if isinstance(tflite_model, (bytes, bytearray)) \
-        else tflite_model
 
 
 def tflite_detections(tflite_model, images):
     """``(boxes, classes, scores)`` lists of a detector ``.tflite`` (the four outputs of
     ``TFLite_Detection_PostProcess``) over images in [0, 1]."""
-    tflite_model = _interpreter(tflite_model)
+    tflite_model = load_tflite(tflite_model)
     boxes, classes, scores = [], [], []
     for image in images:
         b, c, s, count = tflite_model.run(np.asarray(image, np.float32) * 255.0)
@@ -65,5 +68,5 @@ def tflite_detections(tflite_model, images):
 
 def tflite_masks(tflite_model, images):
     """Class maps (N, H, W) of a ``.tflite`` segmenter run image by image on pixels in [0, 255]."""
-    tflite_model = _interpreter(tflite_model)
+    tflite_model = load_tflite(tflite_model)
     return np.stack([np.argmax(tflite_model.run(image)[0][0], axis=-1) for image in images]).astype(np.uint8)

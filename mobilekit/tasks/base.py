@@ -9,7 +9,7 @@ tasks; none of them branches on a task's name.
 """
 import numpy as np
 
-from models.registry import ARCHITECTURES, architecture, backbones
+from models.registry import architecture, backbones, names
 
 
 class Task:
@@ -38,9 +38,9 @@ class Task:
         """
         options = {key: value for key, value in options.items() if value is not None}
         arch = options.get("arch", self.defaults["arch"])
-        entry = architecture(arch, self.name)
+        arguments = architecture(arch, self.name).arguments
         for key in options:
-            if key != "arch" and key not in self.options and key not in entry.arguments:
+            if key != "arch" and key not in self.options and key not in arguments:
                 raise ValueError(f"--{key.replace('_', '-')} does not apply to {self.name} with --arch {arch}: "
                                  f"expected options among {', '.join(self.flags(arch))}")
         if "backbone" in options:
@@ -48,12 +48,12 @@ class Task:
                 raise ValueError(f"--backbone {options['backbone']} is not a backbone with feature taps: expected one "
                                  f"of {', '.join(backbones())}")
         defaults = {key: value for key, value in self.defaults.items()
-                    if key in self.options or key in entry.arguments or key == "arch"}
+                    if key in self.options or key in arguments or key == "arch"}
         return {"task": self.name, **defaults, **options}
 
     def architectures(self):
         """The names of the registered architectures of this task."""
-        return [name for name, entry in ARCHITECTURES.items() if entry.task == self.name]
+        return names(self.name)
 
     def flags(self, arch):
         """The options (``--name`` form) of the command line that apply to this task with ``arch``:
