@@ -81,7 +81,7 @@ def train_variant(row, dataset, path, stages, stem, image_size, epochs, batch_si
         model, _ = train_classifier(model, dataset, folder, epochs=epochs, batch_size=batch_size, patience=epochs,
                                     seed=seed, verbose=0)
         seconds += time.perf_counter() - start
-        accuracies.append(evaluate_accuracy(model, *dataset.test))
+        accuracies.append(evaluate_accuracy(model, dataset.test))
         progress(f"{row.label} seed {seed}: test accuracy {accuracies[-1]:.4f} ({time.perf_counter() - start:.0f} s)")
         if seed == seeds[0]:
             costs = _costs(model)

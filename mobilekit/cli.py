@@ -4,7 +4,8 @@ defaults, so each default is stated once. ``mobilekit demo`` (like ``python -m d
 never loads TensorFlow.
 
 Bad input (a ValueError or OSError raised by a job) prints one line and exits 2;
-``--debug`` shows the traceback instead.
+``--debug`` shows the traceback instead. Training stopped by SIGINT / SIGTERM prints one line
+saying how to resume and exits 130 / 143.
 """
 import argparse
 import inspect
@@ -51,6 +52,13 @@ TRAINING_FLAGS = (
     ("test_images", int, "detect / segment on shapes: test images"),
     ("strict", bool, "classify on an image folder: stop at the first unreadable image instead of skipping it "
                      "(skipped files are named in the report)"),
+    ("augment", str, None),
+    ("weights", str, "pretrained weights: 'imagenet' or a weights file (classify fine-tunes them in two phases, "
+                     "see --freeze-epochs)"),
+    ("freeze_epochs", int, None),
+    ("strategy", str, "classify: tf.distribute strategy: default (one device), mirrored (all local GPUs), "
+                      "multiworker (the workers of TF_CONFIG; trains under tf_keras), tpu; --batch-size is per "
+                      "replica, each step's global batch is batch size x replicas"),
 )
 
 
@@ -67,9 +75,19 @@ def _add_training_flags(parser):
     parser.add_argument("--task", choices=list(TASKS), default="classify",
                         help="; ".join(f"{name}: {task.summary}" for name, task in TASKS.items()) +
                              " (default classify)")
+    from models.input_pipeline import AUGMENTATIONS, DIGIT_AUGMENTATIONS, PHOTO_AUGMENTATIONS
+    from models.train import FINE_TUNE_RATE, FREEZE_SHARE
+
     generated = {"arch": "architecture; " + "; ".join(f"{name}: {', '.join(task.architectures())}"
                                                        for name, task in TASKS.items()),
-                 "data": "; ".join(f"{name}: {task.data_help}" for name, task in TASKS.items())}
+                 "data": "; ".join(f"{name}: {task.data_help}" for name, task in TASKS.items()),
+                 "augment": "classify: on-the-fly augmentations, comma-separated, among "
+                            f"{', '.join(AUGMENTATIONS)}, or none (default: {','.join(DIGIT_AUGMENTATIONS)} for the "
+                            f"built-in data sets, {','.join(PHOTO_AUGMENTATIONS)} for image folders)",
+                 "freeze_epochs": f"classify with --weights: phase 1 epochs, the pretrained layers frozen and the "
+                                  f"head trained at --learning-rate; phase 2 trains every layer for the other "
+                                  f"epochs at --learning-rate x {FINE_TUNE_RATE:g} (default with --weights: "
+                                  f"--epochs x {FREEZE_SHARE:g}, at least 1; 0: one phase)"}
     for key, kind, text in TRAINING_FLAGS:
         text = text or generated[key]
         defaults = _task_defaults(key)
@@ -91,7 +109,7 @@ def _quickstart(args):
 def _train(args):
     from mobilekit.jobs import train
 
-    train(args.task, name=args.name, **_training_options(args))
+    train(args.task, name=args.name, resume=args.resume, **_training_options(args))
 
 
 def _export(args):
@@ -252,6 +270,9 @@ def build_parser():
                                             "and report.json/report.md. An option that does not apply to the "
                                             "task or the architecture is an error.")
     train.add_argument("--name", default="train", help="run folder under runs/ (default train)")
+    train.add_argument("--resume", action="store_true",
+                       help="continue run --name from its last epoch's checkpoint (runs/<name>/checkpoint/) with "
+                            "its saved config; training options given must agree with it")
     _add_training_flags(train)
     train.set_defaults(handler=_train)
 
@@ -388,8 +409,10 @@ def main(argv=None):
         args = build_parser().parse_args(argv)
     try:
         args.handler(args)
-    except KeyboardInterrupt:
-        return 130
+    except KeyboardInterrupt as stop:  # models.interrupt.TrainingInterrupted is one, with its exit code
+        if hasattr(stop, "exit_code"):
+            print(f"mobilekit: {stop}; resume with `mobilekit train --name {args.name} --resume`", file=sys.stderr)
+        return getattr(stop, "exit_code", 130)
     except (ValueError, OSError) as error:
         if args.debug:
             raise

@@ -2,23 +2,46 @@
 
 ``train`` builds ``config["arch"]`` through ``models.registry.build_model``, fits it with the
 task's recipe and writes the run folder: ``model.keras``, ``labels.txt``,
-``training_curves.png`` and the report's ``config``, ``model`` and ``training`` sections.
-``export`` converts a trained run to each quantization and validates every file against
+``training_curves.png`` and the report's ``status``, ``config``, ``model`` and ``training``
+sections. The model is built and trained inside the scope of the config's ``strategy``
+(``models.distribute``); in a multi-worker cluster only the chief writes the run folder.
+Keras 3 (3.15) cannot ``fit`` under ``MultiWorkerMirroredStrategy`` (keras-team/keras#20585:
+its first step reduces a per-replica batch eagerly and fails), so a Keras 3 process trains a
+``multiworker`` run in a tf_keras child process (``python -m mobilekit.jobs``) and rebuilds the
+trained model as a Keras 3 ``model.keras`` from the child's weights.
+
+A resumable task's run is interrupted cleanly by SIGINT / SIGTERM (report status
+``interrupted``, the last epoch's checkpoint kept) and continued by ``resume`` with its saved
+config. ``export`` converts a trained run to each quantization and validates every file against
 the Keras model on the test split (rows of one shape, see ``mobilekit.tasks.base``).
 """
+import json
 import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
 import time
 
+from keras_layers.keras_api import LEGACY_KERAS
 from mobilekit.plots import plot_training_curves
-from mobilekit.runs import load_trained_run, run_dir, update_report
+from mobilekit.runs import (CHECKPOINT_FOLDER, LOGS_FOLDER, load_report, load_trained_run, run_dir, run_path,
+                            update_report)
 from mobilekit.tasks import get_task
+from models.checkpoint import read_checkpoint
 from models.data import sample_photos
-from models.files import write_bytes, write_text
+from models.distribute import cluster, is_chief_task, make_strategy, worker_folder
+from models.files import atomic_output, write_bytes, write_text
+from models.interrupt import SIGNALS, TrainingInterrupted
 from models.profile import profile
 from models.registry import architecture, build_model
 from tflite.bench import benchmark
 from tflite.converter import QUANTIZATIONS, convert
 from tflite.inspect import operator_names
+from tflite.qat import load_layer_weights, save_layer_weights
+
+TRAINED_WEIGHTS = "trained_weights.npz"  # a tf_keras child's trained weights, by layer name (see tflite.qat)
 
 
 def _history_figures(history):
@@ -29,18 +52,54 @@ def _history_figures(history):
     return figures
 
 
-def train(task="classify", name="train", progress=print, **options):
-    """Train a model for ``task`` into ``runs/<name>/`` (``options``: the task's ``defaults`` keys).
+def train(task="classify", name="train", progress=print, resume=False, **options):
+    """Train a model for ``task`` into ``runs/<name>/`` (``options``: the task's ``defaults`` keys);
+    with ``resume``, continue run ``name`` instead (``options`` given must agree with its config).
 
     Returns ``(run_path, model, data)``.
     """
+    if resume:
+        return resume_run(name, {"task": task, **options}, progress)
     return train_config(get_task(task).config(options), name, progress)
 
 
-def train_config(config, name, progress=print):
-    """Train the model of a complete run ``config`` into ``runs/<name>/``; ``(run_path, model, data)``."""
+def resume_run(name, options, progress=print):
+    """Continue run ``name`` from its last checkpoint with its saved config; ``options`` that
+    contradict the config, a run without checkpoint and a complete run are one-line errors."""
+    path = run_path(name)
+    report = load_report(path)
+    config = report.get("config")
+    checkpoint = os.path.join(path, CHECKPOINT_FOLDER)
+    if not config or read_checkpoint(checkpoint) is None:
+        raise ValueError(f"--resume: run {name} has no checkpoint in {checkpoint}: expected a run that "
+                         f"`mobilekit train --name {name}` started and interrupted")
+    if report.get("status") == "complete":
+        raise ValueError(f"--resume: run {name} is complete: nothing to resume (train a new --name instead)")
+    for key, value in options.items():
+        if value is not None and config.get(key) != value:
+            raise ValueError(f"--{key.replace('_', '-')} {value} contradicts run {name}'s saved config "
+                             f"({key} {config.get(key)}): --resume continues the run as it was configured")
+    return train_config(config, name, progress, resume=True)
+
+
+def train_config(config, name, progress=print, resume=False, exchange_weights=False):
+    """Train the model of a complete run ``config`` into ``runs/<name>/`` (``resume``: from its
+    checkpoint; ``exchange_weights``: also write ``TRAINED_WEIGHTS``); ``(run_path, model, data)``."""
+    strategy_name = config.get("strategy", "default")
+    if strategy_name == "multiworker" and not LEGACY_KERAS:
+        return _train_in_tf_keras(config, name, resume, progress)
     task = get_task(config["task"])
-    path = run_dir(name)
+    strategy = make_strategy(strategy_name)
+    chief = is_chief_task(cluster()) if strategy_name == "multiworker" else True
+    with worker_folder(run_path(name), chief) as path:
+        model, data = _train_in_folder(task, strategy, config, name, path, resume, progress)
+        if exchange_weights:
+            save_layer_weights(model, os.path.join(path, TRAINED_WEIGHTS))
+    return run_path(name), model, data
+
+
+def _train_in_folder(task, strategy, config, name, path, resume, progress):
+    """``train_config``'s work, writing to ``path`` (the run folder, or a non-chief worker's); ``(model, data)``."""
     size = config["image_size"]
     progress(f"loading {config['data']} at {size}x{size}")
     data = task.load_data(config)
@@ -50,22 +109,75 @@ def train_config(config, name, progress=print):
                  ", ".join(f"{s['file']} ({s['reason']})" for s in data_sections["skipped_files"][:5]))
     labels = task.labels(data)
     config = {**config, "classes": task.classes(data)}
-    model = build_model(config)
+    if not resume:
+        for folder in (CHECKPOINT_FOLDER, LOGS_FOLDER):
+            shutil.rmtree(os.path.join(path, folder), ignore_errors=True)
+    with strategy.scope():
+        model = build_model(config)
+    update_report(path, status="running", config=config)
     costs = profile(model)
     progress(f"training {model.name}: {costs['params']:,} parameters, {costs['macs'] / 1e6:.1f}M MACs, "
-             f"{task.count(data, 'train')} training images, up to {config['epochs']} epochs")
+             f"{task.count(data, 'train')} training images, up to {config['epochs']} epochs on "
+             f"{strategy.num_replicas_in_sync} replica(s)" + (" (resumed)" if resume else ""))
+    resume_from = {"resume_from": os.path.join(run_path(name), CHECKPOINT_FOLDER)} if resume else {}
     start = time.perf_counter()
-    model, history = task.fit(model, data, path, config)
+    try:
+        with strategy.scope():
+            model, history = task.fit(model, data, path, config, **resume_from)
+    except TrainingInterrupted as stop:
+        update_report(path, status="interrupted", training={"epochs_run": stop.epochs,
+                                                            **_history_figures(stop.history)})
+        raise
     seconds = time.perf_counter() - start
     write_text(os.path.join(path, "labels.txt"), "\n".join(labels) + "\n")
     plot_training_curves(history, os.path.join(path, "training_curves.png"), title=model.name)
     figures, sections = task.evaluate(model, data, config)
+    fit_figures, fit_sections = task.fit_report(model, config, history)
     training = {"epochs_run": len(history["loss"]), "seconds": round(seconds, 1), **_history_figures(history),
-                **figures, "train_images": task.count(data, "train"), "test_images": task.count(data, "test")}
+                **figures, "train_images": task.count(data, "train"), "test_images": task.count(data, "test"),
+                "replicas": strategy.num_replicas_in_sync, **fit_figures}
     progress(f"trained in {seconds:.0f} s: " + ", ".join(f"{key.replace('_', ' ')} {value:.4f}"
                                                           for key, value in figures.items()))
-    update_report(path, config=config, model={"name": model.name, "params": costs["params"], "macs": costs["macs"]},
-                  training=training, **data_sections, **sections, figures=["training_curves.png"])
+    update_report(path, status="complete", config=config,
+                  model={"name": model.name, "params": costs["params"], "macs": costs["macs"]},
+                  training=training, **fit_sections, **data_sections, **sections, figures=["training_curves.png"])
+    return model, data
+
+
+def _train_in_tf_keras(config, name, resume, progress):
+    """Train a ``multiworker`` run in a tf_keras child process (see the module docstring); SIGINT /
+    SIGTERM are passed on to it. The chief then writes the Keras 3 ``model.keras``."""
+    command = [sys.executable, "-m", "mobilekit.jobs", name, json.dumps(config), *(["--resume"] if resume else [])]
+    process = subprocess.Popen(command, env={**os.environ, "TF_USE_LEGACY_KERAS": "1"}, text=True,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = {s: signal.signal(s, lambda signum, frame: process.send_signal(signum)) for s in SIGNALS} \
+        if main_thread else {}
+    last = ["no output"]
+    try:
+        for line in process.stdout:
+            last = [*last, line.rstrip()][-20:]
+            progress(line.rstrip())
+        code = process.wait()
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    path = run_path(name)
+    if code in (128 + signal.SIGINT, 128 + signal.SIGTERM):
+        state = read_checkpoint(os.path.join(path, CHECKPOINT_FOLDER)) or {}
+        raise TrainingInterrupted(code - 128, state.get("epoch", 0), state.get("history"))
+    if code:
+        errors = [line for line in last if "error" in line.lower()] or last
+        raise ValueError(f"multi-worker training under tf_keras failed (exit {code}): {errors[-1]}")
+    task = get_task(config["task"])
+    data = task.load_data(config)
+    if not is_chief_task(cluster()):
+        return path, None, data
+    model = build_model({**config, "classes": task.classes(data), "weights": None})
+    load_layer_weights(model, os.path.join(path, TRAINED_WEIGHTS))
+    with atomic_output(os.path.join(path, "model.keras")) as tmp:
+        model.save(tmp)
+    os.remove(os.path.join(path, TRAINED_WEIGHTS))
     return path, model, data
 
 
@@ -138,3 +250,22 @@ def bench_architecture(arch="mobilenet_v2", image_size=224, quantizations=("fp32
         write_bytes(files[-1], convert(model, quantization, representative_data=photos))
     update_report(path, config=config)
     return bench_files(files, runs=runs, warmup=warmup, threads=threads, rounds=rounds, name=name, progress=progress)
+
+
+def main(argv=None):
+    """``python -m mobilekit.jobs NAME CONFIG_JSON [--resume]``: ``train_config`` in this process (the
+    tf_keras child of a multi-worker run); exits 0, 2 on bad input, 128 + signal when interrupted."""
+    name, config, *flags = sys.argv[1:] if argv is None else argv
+    try:
+        train_config(json.loads(config), name, resume="--resume" in flags, exchange_weights=True)
+    except TrainingInterrupted as stop:
+        print(stop, flush=True)
+        return stop.exit_code
+    except (ValueError, OSError) as error:
+        print(f"error: {' '.join(str(error).split())}", flush=True)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

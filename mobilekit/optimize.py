@@ -96,7 +96,7 @@ def optimize_arch(arch, dataset, folder, image_size=32, epochs=10, finetune_epoc
 def prune_and_fine_tune(model, dataset, sparsity, epochs, batch_size=64, verbose=2):
     """``model`` magnitude-pruned to ``sparsity`` over the first two thirds of ``epochs`` of
     fine-tuning (``tflite.pruning``), the pruning wrappers stripped."""
-    steps = epochs * int(np.ceil(len(dataset.train[1]) / batch_size))
+    steps = epochs * max(1, dataset.train.size // batch_size)  # qat.fine_tune trains on full batches
     pruned = pruning.prune_model(model, final_sparsity=sparsity, end_step=max(1, steps * 2 // 3),
                                  frequency=max(1, steps // 10))
     qat.fine_tune(pruned, dataset, epochs=epochs, learning_rate=3e-4, batch_size=batch_size, verbose=verbose,
@@ -183,7 +183,7 @@ def qsfm_experiment(name="qsfm_resnet56", arch="resnet56", image_size=32, epochs
         paths.append(os.path.join(path, f"{label}_fp32.tflite"))
         write_bytes(paths[-1], model_bytes)
         rows.append({"model": label, "params": costs["params"], "macs": costs["macs"],
-                     "keras_accuracy": evaluate_accuracy(variant, *dataset.test),
+                     "keras_accuracy": evaluate_accuracy(variant, dataset.test),
                      "tflite_accuracy": validate(model_bytes, variant, *dataset.test)["tflite_accuracy"],
                      "size_bytes": len(model_bytes)})
     for row, timing in zip(rows, benchmark(paths, runs=runs, progress=progress)):

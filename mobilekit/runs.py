@@ -10,6 +10,8 @@ import os
 from models.files import write_text
 
 RUNS_ROOT = "runs"
+CHECKPOINT_FOLDER = "checkpoint"  # runs/<name>/checkpoint/: the resumable checkpoint of the last epoch
+LOGS_FOLDER = "logs"  # runs/<name>/logs/: TensorBoard logs
 
 
 def run_path(name):
@@ -57,11 +59,14 @@ def _table(section):
 
 
 def render_markdown(report, title):
-    """The report as markdown: one heading and table per section; ``figures`` become images."""
+    """The report as markdown: one heading and table per section; ``figures`` become images and a
+    plain string (the run's ``status``) one line."""
     parts = [f"# {title}"]
     for name, section in report.items():
         if name == "figures":
             parts += [f"![{os.path.splitext(f)[0]}]({f})" for f in section]
+        elif isinstance(section, str):
+            parts.append(f"{name}: **{section}**")
         elif section:
             parts += [f"## {name}", _table(section)]
     return "\n\n".join(parts) + "\n"

@@ -16,6 +16,7 @@ larger than 1x1 dilates by ``input_stride / output_stride``. Parameters do not c
 import math
 
 from keras_layers.keras_api import keras
+from models.pretrained import inherit_report
 
 layers = keras.layers
 
@@ -75,7 +76,7 @@ def feature_taps(model, layer_names):
                        name=f"{model.name}_features")
 
 
-def backbone_features(arch, input_shape, taps, alpha=1.0, output_stride=32, **builder_args):
+def backbone_features(arch, input_shape, taps, alpha=1.0, output_stride=32, weights=None, **builder_args):
     """Build ``arch`` without its top and return a model giving the feature maps ``taps``.
 
     Args:
@@ -84,15 +85,17 @@ def backbone_features(arch, input_shape, taps, alpha=1.0, output_stride=32, **bu
         taps: roles (of ``TAP_ROLES``, as the builder recorded them: ``feature_tap_names``) or
             layer names, in output order.
         output_stride: 32 (as built), 16 or 8 (atrous; see ``atrous``).
+        weights: the builder's ``weights`` (None, ``"imagenet"`` or a path; ``models.pretrained``),
+            loaded before the backbone turns atrous (the weight shapes do not change).
     Returns:
-        A ``keras.Model`` with one output per tap.
+        A ``keras.Model`` with one output per tap; its ``pretrained`` attribute reports the
+        loaded and initialized layers it keeps.
     """
     from models.registry import backbones, build  # here: the registry imports the heads, which import us
 
     if arch not in backbones():
         raise ValueError(f"architecture {arch!r} has no feature taps: expected one of {', '.join(backbones())}")
-    model = build(arch, input_shape=input_shape, alpha=alpha, include_top=False, **builder_args)
-    names = feature_tap_names(model)
-    if output_stride != 32:
-        model = atrous(model, output_stride)
-    return feature_taps(model, [names.get(tap, tap) for tap in taps])
+    built = build(arch, input_shape=input_shape, alpha=alpha, include_top=False, weights=weights, **builder_args)
+    names = feature_tap_names(built)
+    model = built if output_stride == 32 else atrous(built, output_stride)
+    return inherit_report(feature_taps(model, [names.get(tap, tap) for tap in taps]), built)

@@ -36,6 +36,7 @@ from keras_layers.poke import DPReLU, PokeConv, ReshapeShortcut
 from keras_layers.repbnn import RepConv
 from models.blocks import check_builder_args, classifier_head
 from models.mobilenet_v2 import mobilenet_v2
+from models.pretrained import inherit_report
 from models.resnet import RESNET_18, RESNET_20, Stage, resnet50
 
 layers = keras.layers
@@ -235,7 +236,8 @@ def capsule_head(features, classes, capsule_layer="xnodr", primary_types=8, prim
 
 
 def _with_capsule_head(backbone, classes, name, **head):
-    return keras.Model(backbone.input, capsule_head(backbone.output, classes, **head), name=name)
+    model = keras.Model(backbone.input, capsule_head(backbone.output, classes, **head), name=name)
+    return inherit_report(model, backbone)
 
 
 def capsule_mobilenet_v2(input_shape=(224, 224, 3), alpha=1.0, classes=10, weights=None, capsule_layer="xnodr",

@@ -14,6 +14,7 @@ from typing import NamedTuple
 
 from keras_layers.keras_api import keras
 from keras_layers.wht import WHT1D
+from models.pretrained import FAMILIES
 
 layers = keras.layers
 
@@ -30,11 +31,12 @@ class Stage(NamedTuple):
 def check_builder_args(builder, input_shape, weights, include_top, classes, alpha=None):
     """Reject arguments the kit's builders do not support, with a one-line reason naming ``builder``.
 
-    ``alpha`` (the width multiplier, where the builder has one) must be > 0.
+    ``alpha`` (the width multiplier, where the builder has one) must be > 0. Only the builders of
+    ``models.pretrained.FAMILIES`` take ``weights`` other than None.
     """
-    if weights is not None:
-        raise ValueError(f"weights={weights!r} is not supported by {builder}: expected weights=None "
-                         "(no pretrained weights for this architecture yet)")
+    if weights is not None and builder not in FAMILIES:
+        raise ValueError(f"{builder} has no pretrained weights: expected weights=None (weights exist for "
+                         f"{', '.join(FAMILIES)})")
     if input_shape is None or len(input_shape) != 3:
         raise ValueError(f"input_shape must be (height, width, channels), got {input_shape!r}")
     if min(input_shape[:2]) < 32:

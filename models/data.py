@@ -1,5 +1,5 @@
-"""Classification data: the built-in digits set, users' image folders (``models.image_folder``)
-and sample photos for calibration.
+"""Classification data: the built-in digits and shapes sets, users' image folders
+(``models.image_folder``) and sample photos for calibration.
 """
 import os
 
@@ -8,6 +8,7 @@ from PIL import Image
 
 from models.classification_data import ClassificationData, stratified_split
 from models.image_folder import load_image_folder
+from models.input_pipeline import DIGIT_AUGMENTATIONS, PHOTO_AUGMENTATIONS
 
 __all__ = ["ClassificationData", "load_dataset", "load_digits_data", "load_image_folder", "sample_photos"]
 
@@ -39,7 +40,31 @@ def load_digits_data(image_size=32, seed=0, fractions=(0.7, 0.15, 0.15)):
     return ClassificationData(train, validation, test, tuple(str(d) for d in range(10)))
 
 
-DATASETS = {"digits": load_digits_data}
+SHAPES_IMAGES = {"train": 1200, "validation": 200, "test": 200}
+
+
+def load_shapes_data(image_size=32, seed=0):
+    """The procedural shapes (``models.shapes``) as a classification set: one shape per image
+    (circle, square or triangle) on a cluttered gradient, label = its class. Deterministic for
+    ``seed``; the splits are disjoint streams of images (``SHAPES_IMAGES`` each)."""
+    from models.shapes import SHAPE_CLASSES, shapes_splits
+
+    if image_size < 16:
+        raise ValueError(f"image_size must be >= 16 for shapes, got {image_size}")
+    splits = shapes_splits(image_size, seed=seed, max_objects=1, **SHAPES_IMAGES)
+    train, validation, test = ((np.round(s.images * 255).astype(np.uint8), np.array([c[0] for c in s.classes]))
+                               for s in splits.values())
+    return ClassificationData(train, validation, test, SHAPE_CLASSES)
+
+
+DATASETS = {"digits": load_digits_data, "shapes": load_shapes_data}
+
+
+def default_augmentations(name_or_path):
+    """The augmentations ``models.input_pipeline`` applies to a data set unless told otherwise: the
+    built-in sets' (small shifts, no mirroring: a mirrored digit is another symbol) or a photo
+    folder's (flip, random resized crop, colour jitter)."""
+    return DIGIT_AUGMENTATIONS if name_or_path in DATASETS else PHOTO_AUGMENTATIONS
 
 
 def load_dataset(name_or_path, image_size, seed=0, strict=False):

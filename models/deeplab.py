@@ -21,13 +21,17 @@ resized to the input. The squeeze branch here is global average pooling (the pap
 49x49 pooling with stride (16, 20) is sized for 1024x2048 Cityscapes crops).
 
 Both builders return a ``keras.Model`` mapping images to per-pixel class probabilities
-``(N, H, W, classes)``; inputs are what the backbone takes ([-1, 1] for the MobileNets).
+``(N, H, W, classes)``; inputs are what the backbone takes ([-1, 1] for the MobileNets). Their
+``backbone_weights`` (None, ``"imagenet"`` or a path; ``models.pretrained``) go to the backbone's
+builder; the model's ``pretrained`` attribute reports the loaded backbone layers and the
+initialized ones (the head's among them).
 """
 from typing import NamedTuple
 
 from keras_layers.keras_api import keras
 from models.backbones import backbone_features
 from models.blocks import conv_bn
+from models.pretrained import inherit_report
 
 layers = keras.layers
 
@@ -72,7 +76,7 @@ def _check(input_shape, classes):
 
 
 def mobile_deeplabv3(input_shape=(513, 513, 3), classes=21, alpha=1.0, output_stride=16, aspp="reduced",
-                     backbone="mobilenet_v2", classifier_activation="softmax", name=None):
+                     backbone="mobilenet_v2", classifier_activation="softmax", backbone_weights=None, name=None):
     """Mobile DeepLabv3 on ``backbone``'s last bottleneck (``final`` tap).
 
     Args:
@@ -83,6 +87,7 @@ def mobile_deeplabv3(input_shape=(513, 513, 3), classes=21, alpha=1.0, output_st
         aspp: ``"reduced"`` (no atrous branches, the MobileNetV2 paper's fast head), ``"full"``
             (rates 6, 12, 18 at stride 16) or an ``ASPP`` record.
         classifier_activation: ``"softmax"``, or ``None`` for logits.
+        backbone_weights: the backbone's weights: None, ``"imagenet"`` or a path.
     """
     _check(input_shape, classes)
     if output_stride not in (8, 16):
@@ -90,7 +95,8 @@ def mobile_deeplabv3(input_shape=(513, 513, 3), classes=21, alpha=1.0, output_st
     spec = MOBILE_DEEPLAB_ASPP.get(aspp, aspp)
     if not isinstance(spec, ASPP):
         raise ValueError(f"aspp must be one of {', '.join(MOBILE_DEEPLAB_ASPP)} or an ASPP record, got {aspp!r}")
-    features = backbone_features(backbone, input_shape, ["final"], alpha=alpha, output_stride=output_stride)
+    features = backbone_features(backbone, input_shape, ["final"], alpha=alpha, output_stride=output_stride,
+                                 weights=backbone_weights)
     x = features.outputs[0]
     branches = [_conv_bn_relu(x, spec.channels, 1, name="aspp_1x1")]
     for rate in spec.rates:
@@ -101,11 +107,11 @@ def mobile_deeplabv3(input_shape=(513, 513, 3), classes=21, alpha=1.0, output_st
     logits = layers.Conv2D(classes, 1, name="deeplab_logits")(x)
     outputs = _to_input_size(logits, input_shape, classifier_activation, name="deeplab")
     default = f"mobile_deeplabv3_{backbone}_{alpha:0.2f}_os{output_stride}_{'aspp' if spec.rates else 'reduced'}"
-    return keras.Model(features.inputs, outputs, name=name or default)
+    return inherit_report(keras.Model(features.inputs, outputs, name=name or default), features)
 
 
 def lr_aspp(input_shape=(512, 512, 3), classes=19, alpha=1.0, output_stride=16, channels=128,
-            backbone="mobilenet_v3_large", classifier_activation="softmax", name=None):
+            backbone="mobilenet_v3_large", classifier_activation="softmax", backbone_weights=None, name=None):
     """LR-ASPP (Lite Reduced ASPP) on ``backbone``'s stride-8 features and its last layer.
 
     Args:
@@ -115,11 +121,13 @@ def lr_aspp(input_shape=(512, 512, 3), classes=19, alpha=1.0, output_stride=16, 
         output_stride: stride of the high-level features: 16 (the paper) or 32.
         channels: width of the high-level branch (the paper: 128).
         classifier_activation: ``"softmax"``, or ``None`` for logits.
+        backbone_weights: the backbone's weights: None, ``"imagenet"`` or a path.
     """
     _check(input_shape, classes)
     if output_stride not in (16, 32):
         raise ValueError(f"LR-ASPP reads high-level features at output stride 16 or 32, got {output_stride}")
-    features = backbone_features(backbone, input_shape, ["stride8", "last"], alpha=alpha, output_stride=output_stride)
+    features = backbone_features(backbone, input_shape, ["stride8", "last"], alpha=alpha, output_stride=output_stride,
+                                 weights=backbone_weights)
     low, high = features.outputs
     x = _conv_bn_relu(high, channels, 1, name="lraspp_high")
     gate = layers.GlobalAveragePooling2D(keepdims=True, name="lraspp_mean")(high)
@@ -130,4 +138,5 @@ def lr_aspp(input_shape=(512, 512, 3), classes=19, alpha=1.0, output_stride=16, 
     low_logits = layers.Conv2D(classes, 1, name="lraspp_low_logits")(low)
     logits = layers.Add(name="lraspp_add")([x, low_logits])
     outputs = _to_input_size(logits, input_shape, classifier_activation, name="lraspp")
-    return keras.Model(features.inputs, outputs, name=name or f"lr_aspp_{backbone}_{alpha:0.2f}_os{output_stride}")
+    model = keras.Model(features.inputs, outputs, name=name or f"lr_aspp_{backbone}_{alpha:0.2f}_os{output_stride}")
+    return inherit_report(model, features)

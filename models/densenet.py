@@ -20,6 +20,7 @@ from typing import NamedTuple
 
 from keras_layers.keras_api import keras
 from models.blocks import check_builder_args, classifier_head, conv_bn
+from models.pretrained import load_weights
 
 layers = keras.layers
 
@@ -126,7 +127,11 @@ def densenet(
 ):
     """Build DenseNet (default DenseNet-121) with the ``keras.applications`` signature.
 
-    ``stages`` is the block table: (repeats, growth, compression) per dense block.
+    ``stages`` is the block table: (repeats, growth, compression) per dense block. ``weights``:
+    ``None``, or for DenseNet-121 ``"imagenet"`` (``keras.applications.DenseNet121``'s weights, its
+    inputs preprocessed as there: "torch") or the path of a weights file
+    (``models.pretrained.load_weights``); the model's ``pretrained`` attribute reports the loaded
+    and initialized layers.
     """
     check_builder_args(name, input_shape, weights, include_top, classes)
     inputs = keras.Input(shape=input_shape)
@@ -147,7 +152,7 @@ def densenet(
     x = layers.BatchNormalization(epsilon=BN_EPSILON, name="bn")(x)
     x = layers.ReLU(name="relu")(x)
     outputs = classifier_head(x, include_top, classes, pooling, classifier_activation)
-    return keras.Model(inputs, outputs, name=name)
+    return load_weights(keras.Model(inputs, outputs, name=name), name, weights, include_top=include_top)
 
 
 def threshnet(

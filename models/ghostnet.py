@@ -75,7 +75,7 @@ def ghostnet(
         input_shape: (height, width, channels), channels last.
         alpha: width multiplier of every layer but the 1280-wide top hidden layer.
         include_top: add pooling, the 1280-wide hidden layer and the ``classes``-way layer.
-        weights: only ``None`` (no pretrained weights for this architecture yet).
+        weights: only ``None`` (no pretrained weights for this architecture).
         classes: number of classes of the top layer.
         pooling: ``None``, ``"avg"`` or ``"max"`` when ``include_top`` is False.
         dropout_rate: dropout before the top layer.

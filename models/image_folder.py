@@ -1,16 +1,21 @@
 """Users' image folders, read the way real folders are: one file at a time with Pillow, so a
 corrupt or odd file is skipped and named instead of ending the run (see ``load_image_folder``).
+A folder too large for memory is streamed: its splits are ``FileSplit``s of checked file paths.
 """
 import os
 import warnings
+from typing import NamedTuple
 
 import numpy as np
 from PIL import Image, ImageOps
 
-from models.classification_data import ClassificationData, stratified_split
+from models.classification_data import ArraySplit, ClassificationData, stratified_split
 
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
+# ``load_image_folder(stream=None)`` streams a folder whose images, decoded at the model's size,
+# would take more memory than this (1 GiB: about 39,000 images at 96x96, 7,000 at 224x224).
+STREAM_ABOVE_BYTES = 1 << 30
 
 
 def _hidden(name):
@@ -78,6 +83,49 @@ def read_image(file, image_size):
             return np.asarray(rgb.resize((image_size, image_size), Image.Resampling.BILINEAR), np.uint8)
 
 
+def read_checked_image(file, image_size):
+    """``read_image`` of a file the folder scan found readable; a one-line ValueError naming it if it no
+    longer is (changed or removed since)."""
+    try:
+        return read_image(file, image_size)
+    except Exception as error:  # noqa: BLE001 - whatever Pillow or the file system raised, as one line
+        raise ValueError(f"image file {file}: cannot read: {_failure_reason(error)}; expected the readable "
+                         f"image the folder scan found") from None
+
+
+class FileSplit(NamedTuple):
+    """A split streamed from disk: image files (checked readable by the folder scan), int labels
+    ``(N,)`` and the side ``image_size`` every file is read at (``read_image``: the same pixels an
+    in-memory load of the folder holds). Answers what an ``ArraySplit`` answers (see
+    ``models.classification_data``), reading the files it needs."""
+
+    files: tuple
+    labels: np.ndarray
+    image_size: int
+
+    @property
+    def size(self):
+        return len(self.labels)
+
+    def _read(self, files):
+        images = np.empty((len(files), self.image_size, self.image_size, 3), np.uint8)
+        for index, file in enumerate(files):
+            images[index] = read_checked_image(file, self.image_size)
+        return images
+
+    def take(self, limit=None):
+        """The first ``limit`` images (all when None) as a uint8 array."""
+        return self._read(self.files[:limit])
+
+    def batches(self, batch_size):
+        """``(images, labels)`` batches of every image in order; the last one may be smaller."""
+        for start in range(0, self.size, batch_size):
+            yield self._read(self.files[start:start + batch_size]), self.labels[start:start + batch_size]
+
+    def select(self, indices):
+        return FileSplit(tuple(self.files[i] for i in indices), self.labels[indices], self.image_size)
+
+
 def _subfolders(folder):
     """Names of the visible sub-folders of ``folder`` (symlinked folders count), sorted."""
     names = []
@@ -121,10 +169,10 @@ def _class_folders(folder, what):
     return names
 
 
-def _read_classes(folder, class_names, root, image_size, strict, skipped, known_only=False):
-    """Images and labels of the class folders of ``folder`` named in ``class_names`` (a class may be
-    missing); with ``known_only`` another sub-folder is an error."""
-    images, labels = [], []
+def _list_classes(folder, class_names, root, skipped, known_only=False):
+    """Image files and labels of the class folders of ``folder`` named in ``class_names`` (a class may
+    be missing); with ``known_only`` another sub-folder is an error."""
+    files, labels = [], []
     names = _subfolders(folder)
     if known_only:
         for name in names:
@@ -133,19 +181,35 @@ def _read_classes(folder, class_names, root, image_size, strict, skipped, known_
                 raise ValueError(f"class folder {_relative(os.path.join(folder, name), root)} in image folder "
                                  f"{root} is not a class of train/; expected one of: {classes}")
     for name in (name for name in names if name in class_names):
-        label = class_names.index(name)
-        for file in _image_files(os.path.join(folder, name), root, skipped):
-            try:
-                images.append(read_image(file, image_size))
-            except Exception as error:  # noqa: BLE001 - any file Pillow cannot read is skipped and named
-                reason = _failure_reason(error)
-                if strict:
-                    raise ValueError(f"image folder {root}: cannot read {_relative(file, root)}: {reason}") from None
-                skipped.append({"file": _relative(file, root), "reason": reason})
-                continue
-            labels.append(label)
-    images = np.stack(images) if images else np.zeros((0, image_size, image_size, 3), np.uint8)
-    return images, np.asarray(labels, np.int64)
+        found = _image_files(os.path.join(folder, name), root, skipped)
+        files.extend(found)
+        labels.extend([class_names.index(name)] * len(found))
+    return files, labels
+
+
+def _read_files(files, labels, root, image_size, strict, skipped, stream):
+    """The readable ones of ``files``: a ``FileSplit`` when ``stream`` (each file is decoded once to
+    check it, its pixels dropped), else an ``ArraySplit`` of their pixels. Unreadable files are
+    skipped and named, or raise with ``strict``."""
+    kept_images, kept_files, kept_labels = [], [], []
+    for file, label in zip(files, labels):
+        try:
+            image = read_image(file, image_size)
+        except Exception as error:  # noqa: BLE001 - any file Pillow cannot read is skipped and named
+            reason = _failure_reason(error)
+            if strict:
+                raise ValueError(f"image folder {root}: cannot read {_relative(file, root)}: {reason}") from None
+            skipped.append({"file": _relative(file, root), "reason": reason})
+            continue
+        kept_files.append(file)
+        kept_labels.append(label)
+        if not stream:
+            kept_images.append(image)
+    kept_labels = np.asarray(kept_labels, np.int64)
+    if stream:
+        return FileSplit(tuple(kept_files), kept_labels, image_size)
+    images = np.stack(kept_images) if kept_images else np.zeros((0, image_size, image_size, 3), np.uint8)
+    return ArraySplit(images, kept_labels)
 
 
 def _check_class_sizes(labels, class_names, folder, root, skipped):
@@ -208,8 +272,8 @@ def _split_folders(path):
     return {"train": "train", "validation": validation, "test": "test" if "test" in names else None}
 
 
-def load_image_folder(path, image_size=96, seed=0, fractions=(0.7, 0.15, 0.15), strict=False):
-    """A user's folder of images, one sub-folder per class, read with Pillow into memory and split.
+def load_image_folder(path, image_size=96, seed=0, fractions=(0.7, 0.15, 0.15), strict=False, stream=None):
+    """A user's folder of images, one sub-folder per class, read with Pillow and split.
 
     Layouts:
 
@@ -237,11 +301,18 @@ def load_image_folder(path, image_size=96, seed=0, fractions=(0.7, 0.15, 0.15), 
     resized to ``image_size`` x ``image_size`` (bilinear; large JPEGs are decoded at a reduced
     scale first, never below ``image_size``).
 
+    ``stream``: False holds every image in memory (``ArraySplit``s); True gives ``FileSplit``s of
+    file paths instead, after a scan that decodes each file once to check it and drops its pixels,
+    so memory stays flat and the skipped files are the same; None (default) streams when the
+    folder's images, decoded at ``image_size``, would take more than ``STREAM_ABOVE_BYTES``. Both
+    give the same images, labels and order.
+
     Raises a one-line ValueError for a folder with fewer than two classes or a class with fewer than
     two readable images (train/ in the split layout). ``info`` of the result holds ``skipped``
     (``[{"file": path relative to the folder, "reason": ...}]``), ``skipped_count``,
     ``class_counts`` (``{class: {"train": n, "validation": n, "test": n}}``), ``split``
-    (``"folders"`` or ``"stratified 70/15/15"``) and ``note`` (one line on how the split was made).
+    (``"folders"`` or ``"stratified 70/15/15"``), ``note`` (one line on how the split was made) and
+    ``streamed`` (whether the splits are ``FileSplit``s).
     """
     if not os.path.isdir(path):
         raise FileNotFoundError(f"image folder not found: {path}")
@@ -249,46 +320,52 @@ def load_image_folder(path, image_size=96, seed=0, fractions=(0.7, 0.15, 0.15), 
     folders = _split_folders(path)
     if folders is None:
         class_names = tuple(_class_folders(path, f"image folder {path}"))
-        images, labels = _read_classes(path, class_names, path, image_size, strict, skipped)
-        _check_class_sizes(labels, class_names, path, path, skipped)
-        try:
-            splits = stratified_split(labels, fractions, seed)
-        except ValueError:  # scikit-learn needs about 6 images per class
-            splits = _smallstratified_split(labels, fractions, seed)
-        train, validation, test = ((images[idx], labels[idx]) for idx in splits)
-        split = "stratified " + "/".join(f"{100 * f:g}" for f in fractions)
-        note = f"{split} split of the class folders, seed {seed}"
+        listed = {"all": (path, *_list_classes(path, class_names, path, skipped))}
     else:
         train_folder = os.path.join(path, folders["train"])
         class_names = tuple(_class_folders(train_folder, f"train folder {train_folder}"))
-        train = _read_classes(train_folder, class_names, path, image_size, strict, skipped)
-        _check_class_sizes(train[1], class_names, train_folder, path, skipped)
-        validation_folder = os.path.join(path, folders["validation"])
-        validation = _read_classes(validation_folder, class_names, path, image_size, strict, skipped,
-                                   known_only=True)
+        listed = {split: (os.path.join(path, folders[split]),
+                          *_list_classes(os.path.join(path, folders[split]), class_names, path, skipped,
+                                         known_only=split != "train"))
+                  for split in ("train", "validation", "test") if folders[split]}
+    if stream is None:
+        stream = sum(len(files) for _, files, _ in listed.values()) * image_size * image_size * 3 > STREAM_ABOVE_BYTES
+    read = {split: _read_files(files, labels, path, image_size, strict, skipped, stream)
+            for split, (_, files, labels) in listed.items()}
+    if folders is None:
+        _check_class_sizes(read["all"].labels, class_names, path, path, skipped)
+        try:
+            indices = stratified_split(read["all"].labels, fractions, seed)
+        except ValueError:  # scikit-learn needs about 6 images per class
+            indices = _smallstratified_split(read["all"].labels, fractions, seed)
+        train, validation, test = (read["all"].select(idx) for idx in indices)
+        split = "stratified " + "/".join(f"{100 * f:g}" for f in fractions)
+        note = f"{split} split of the class folders, seed {seed}"
+    else:
+        train, validation = read["train"], read["validation"]
+        _check_class_sizes(train.labels, class_names, listed["train"][0], path, skipped)
+        validation_folder = listed["validation"][0]
         needed = 1 if folders["test"] else 2
-        if len(validation[1]) < needed:
-            raise ValueError(f"validation folder {validation_folder} has {len(validation[1])} readable image(s); "
+        if validation.size < needed:
+            raise ValueError(f"validation folder {validation_folder} has {validation.size} readable image(s); "
                              f"expected at least {needed}" + ("" if folders["test"] else
                                                               " (it is halved into validation and test)"))
         if folders["test"]:
-            test_folder = os.path.join(path, folders["test"])
-            test = _read_classes(test_folder, class_names, path, image_size, strict, skipped, known_only=True)
-            if not len(test[1]):
-                raise ValueError(f"test folder {test_folder} has no readable images; expected at least 1")
+            test = read["test"]
+            if not test.size:
+                raise ValueError(f"test folder {listed['test'][0]} has no readable images; expected at least 1")
             note = f"{folders['train']}/, {folders['validation']}/ and {folders['test']}/ as given"
         else:
-            first, second = _half_split(validation[1], seed)
-            validation, test = (validation[0][first], validation[1][first]), (validation[0][second],
-                                                                             validation[1][second])
+            first, second = _half_split(validation.labels, seed)
+            validation, test = validation.select(first), validation.select(second)
             note = (f"{folders['train']}/ as given; {folders['validation']}/ halved into validation and test "
                     f"(stratified, seed {seed})")
         split = "folders"
     counts = {name: {} for name in class_names}
-    for split_name, (_, split_labels) in zip(("train", "validation", "test"), (train, validation, test)):
-        per_class = np.bincount(split_labels, minlength=len(class_names))
+    for split_name, part in zip(("train", "validation", "test"), (train, validation, test)):
+        per_class = np.bincount(part.labels, minlength=len(class_names))
         for name, count in zip(class_names, per_class):
             counts[name][split_name] = int(count)
     info = {"skipped": skipped, "skipped_count": len(skipped), "class_counts": counts, "split": split,
-            "note": note}
+            "note": note, "streamed": bool(stream)}
     return ClassificationData(train, validation, test, class_names, info)

@@ -17,6 +17,7 @@ from typing import NamedTuple
 
 from keras_layers.keras_api import keras
 from models.blocks import check_builder_args, classifier_head, conv_bn, inverted_residual, make_divisible, pointwise_bn
+from models.pretrained import load_weights
 from models.taps import TapRecorder
 
 
@@ -71,7 +72,11 @@ def mobilenet_v2(
         input_shape: (height, width, channels), channels last.
         alpha: width multiplier applied to every layer (the last layer only grows).
         include_top: add global average pooling and the ``classes``-way Dense layer.
-        weights: only ``None`` (no pretrained weights for this architecture yet).
+        weights: ``None``, ``"imagenet"`` (``keras.applications``' weights for alpha 0.35, 0.5,
+            0.75, 1.0, 1.3 or 1.4; the file of the input size when it is 96, 128, 160, 192 or 224,
+            else 224's) or the path of a weights file (``models.pretrained.load_weights``). Layers
+            the weights do not fit (another alpha, ``classes`` or ``pointwise``) keep their
+            initialization.
         classes: number of classes of the top layer.
         pooling: ``None``, ``"avg"`` or ``"max"`` when ``include_top`` is False.
         classifier_activation: activation of the top layer (``None`` for logits).
@@ -81,7 +86,8 @@ def mobilenet_v2(
             different table.
     Returns:
         A ``keras.Model`` whose ``feature_taps`` attribute maps the roles of
-        ``models.taps.TAP_ROLES`` to layer names.
+        ``models.taps.TAP_ROLES`` to layer names and whose ``pretrained`` attribute reports the
+        loaded and initialized layers (``models.pretrained``; None without weights).
     """
     check_builder_args("mobilenet_v2", input_shape, weights, include_top, classes, alpha)
     if pointwise not in TABLES:
@@ -102,4 +108,5 @@ def mobilenet_v2(
     taps.last(x)
     outputs = classifier_head(x, include_top, classes, pooling, classifier_activation)
     suffix = "" if pointwise == "conv" else f"_{pointwise}"
-    return taps.attach(keras.Model(inputs, outputs, name=name or f"mobilenetv2_{alpha:0.2f}_{input_shape[0]}{suffix}"))
+    model = taps.attach(keras.Model(inputs, outputs, name=name or f"mobilenetv2_{alpha:0.2f}_{input_shape[0]}{suffix}"))
+    return load_weights(model, "mobilenet_v2", weights, alpha, include_top)

@@ -18,6 +18,7 @@ from typing import NamedTuple
 from keras_layers.activations import HardSwish, SqueezeExcite
 from keras_layers.keras_api import keras
 from models.blocks import check_builder_args, classifier_head, conv_bn, depthwise_bn, make_divisible
+from models.pretrained import load_weights
 from models.taps import TapRecorder
 
 layers = keras.layers
@@ -150,7 +151,8 @@ def mobilenet_v3(
     else:
         x = classifier_head(x, False, classes, pooling, classifier_activation)
     suffix = "_minimalistic" if minimalistic else ""
-    return taps.attach(keras.Model(inputs, x, name=f"{name}{suffix}_{alpha:0.2f}_{input_shape[0]}"))
+    model = taps.attach(keras.Model(inputs, x, name=f"{name}{suffix}_{alpha:0.2f}_{input_shape[0]}"))
+    return load_weights(model, builder, weights, alpha, include_top, minimalistic)
 
 
 def mobilenet_v3_large(input_shape=(224, 224, 3), alpha=1.0, minimalistic=False, include_top=True, weights=None,
@@ -163,7 +165,10 @@ def mobilenet_v3_large(input_shape=(224, 224, 3), alpha=1.0, minimalistic=False,
         alpha: width multiplier of the blocks (the stem stays 16; the 1280-wide head only grows).
         minimalistic: 3x3 kernels, no squeeze-excite and ReLU instead of hard-swish.
         include_top: add pooling, the 1280-wide hidden layer and the ``classes``-way layer.
-        weights: only ``None`` (no pretrained weights for this architecture yet).
+        weights: ``None``, ``"imagenet"`` (``keras.applications``' 224 weights for alpha 0.75 or
+            1.0, minimalistic at 1.0 only) or the path of a weights file
+            (``models.pretrained.load_weights``). Layers the weights do not fit keep their
+            initialization.
         classes: number of classes of the top layer.
         pooling: ``None``, ``"avg"`` or ``"max"`` when ``include_top`` is False.
         dropout_rate: dropout before the top layer.
@@ -171,7 +176,8 @@ def mobilenet_v3_large(input_shape=(224, 224, 3), alpha=1.0, minimalistic=False,
         blocks: the block table; a variant network is a different table.
     Returns:
         A ``keras.Model`` whose ``feature_taps`` attribute maps the roles of
-        ``models.taps.TAP_ROLES`` to layer names.
+        ``models.taps.TAP_ROLES`` to layer names and whose ``pretrained`` attribute reports the
+        loaded and initialized layers (``models.pretrained``; None without weights).
     """
     return mobilenet_v3(blocks, LAST_CHANNELS["large"], input_shape, alpha, minimalistic, include_top, weights,
                         classes, pooling, dropout_rate, classifier_activation, name="mobilenetv3large",

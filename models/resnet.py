@@ -17,6 +17,7 @@ from typing import NamedTuple
 
 from keras_layers.keras_api import keras
 from models.blocks import check_builder_args, classifier_head
+from models.pretrained import load_weights
 
 layers = keras.layers
 
@@ -107,15 +108,17 @@ def resnet(
     """Build a ResNet from a stage table with the ``keras.applications`` signature.
 
     Args:
-        input_shape, include_top, weights, classes, pooling, classifier_activation: as in
-            ``keras.applications`` (``weights`` must be None).
+        input_shape, include_top, classes, pooling, classifier_activation: as in ``keras.applications``.
+        weights: ``None``; for ``resnet50``, ``"imagenet"`` (``keras.applications.ResNet50``'s
+            weights) or the path of a weights file (``models.pretrained.load_weights``).
         stages: the stage table (``RESNET_20``, ``RESNET_56``, ``RESNET_18``, ``RESNET_50``).
         stem: ``"imagenet"`` (7x7/2 convolution of 64, 3x3/2 max pooling) or ``"cifar"``
             (3x3 convolution as wide as the first stage's inner convolutions).
         shortcut: ``"B"`` (projection) or ``"A"`` (zero padding) where the shape changes.
         use_bias: biased convolutions (True reproduces ``keras.applications.ResNet50``).
     Returns:
-        A ``keras.Model``.
+        A ``keras.Model`` whose ``pretrained`` attribute reports the loaded and initialized layers
+        (``models.pretrained``; None without weights).
     """
     check_builder_args(name, input_shape, weights, include_top, classes)
     if stem not in ("imagenet", "cifar") or shortcut not in ("A", "B"):
@@ -138,7 +141,7 @@ def resnet(
             x = residual_block(x, stage.kind, stage.channels, stride, shortcut, use_bias,
                                name=f"conv{stage_id}_block{repeat + 1}")
     outputs = classifier_head(x, include_top, classes, pooling, classifier_activation)
-    return keras.Model(inputs, outputs, name=name)
+    return load_weights(keras.Model(inputs, outputs, name=name), name, weights, include_top=include_top)
 
 
 def resnet20(input_shape=(32, 32, 3), classes=10, **kwargs):
@@ -159,5 +162,6 @@ def resnet18(input_shape=(224, 224, 3), **kwargs):
 
 
 def resnet50(input_shape=(224, 224, 3), **kwargs):
-    """ImageNet ResNet-50, parameter for parameter ``keras.applications.ResNet50``: 25.64M."""
+    """ImageNet ResNet-50, parameter for parameter ``keras.applications.ResNet50``: 25.64M; takes
+    ``weights="imagenet"`` (its inputs preprocessed as for ``keras.applications``: "caffe")."""
     return resnet(input_shape, stages=RESNET_50, use_bias=True, name="resnet50", **kwargs)

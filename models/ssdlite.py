@@ -8,13 +8,15 @@ stride-32 tap (the last 1x1 layer before pooling), then ``EXTRA_DEPTHS`` extra l
 1x1 conv to half the depth -> 3x3 depthwise stride 2 -> 1x1 conv to the depth (BN + ReLU6).
 Each level predicts, per cell and default box (``models.anchors``), four box offsets and
 ``classes + 1`` class logits (index 0 = background) through 3x3 depthwise (BN, ReLU6) -> 1x1
-convolution. The model takes pixels in [0, 255] and returns one tensor ``(N, A, 4 + classes + 1)``:
+convolution. The model takes pixels in [0, 255], preprocessed inside as its backbone's registry
+entry says (``models.pretrained.input_preprocessing``), and returns one tensor ``(N, A, 4 + classes + 1)``:
 encoded boxes (``models.box_coding``) then class logits, anchors in ``default_boxes`` order.
 """
 from keras_layers.keras_api import keras
 from models.anchors import AnchorConfig, boxes_per_cell, default_boxes
 from models.backbones import backbone_features
 from models.blocks import conv_bn, depthwise_bn
+from models.pretrained import inherit_report, input_preprocessing
 
 layers = keras.layers
 
@@ -38,7 +40,7 @@ def _predictor(x, outputs_per_box, boxes, name):
 
 
 def ssdlite(backbone="mobilenet_v2", input_shape=(320, 320, 3), alpha=1.0, classes=80,
-            extra_depths=EXTRA_DEPTHS, anchors=AnchorConfig(), taps=DETECTION_TAPS, name=None):
+            extra_depths=EXTRA_DEPTHS, anchors=AnchorConfig(), taps=DETECTION_TAPS, backbone_weights=None, name=None):
     """Build an SSDLite detector over a zoo backbone.
 
     Args:
@@ -51,15 +53,21 @@ def ssdlite(backbone="mobilenet_v2", input_shape=(320, 320, 3), alpha=1.0, class
             run's config records them).
         taps: the backbone feature maps the head reads (roles of ``models.backbones.TAP_ROLES``
             or layer names), finest first; the papers' are the stride-16 and stride-32 ones.
+        backbone_weights: None, ``"imagenet"`` or the path of a weights file for the backbone's
+            builder (``models.pretrained``).
     Returns:
-        A ``keras.Model`` with output ``(N, A, 4 + classes + 1)``.
+        A ``keras.Model`` with output ``(N, A, 4 + classes + 1)``; its ``pretrained`` attribute
+        reports the loaded backbone layers and the initialized ones (the head's among them).
     """
+    from models.registry import architecture  # here: the registry imports this module
     if classes < 1:
         raise ValueError(f"classes must be >= 1, got {classes}")
     anchors = AnchorConfig(**anchors) if isinstance(anchors, dict) else anchors
-    features = backbone_features(backbone, input_shape, taps, alpha=alpha)
-    inputs = keras.Input(shape=input_shape, name="pixels")
-    levels = features(layers.Rescaling(1.0 / 127.5, offset=-1.0, name="scale_to_unit")(inputs))
+    features = backbone_features(backbone, input_shape, taps, alpha=alpha, weights=backbone_weights)
+    inputs = x = keras.Input(shape=input_shape, name="pixels")
+    for layer in input_preprocessing(architecture(backbone).preprocessing):
+        x = layer(x)
+    levels = features(x)
     levels = list(levels) if isinstance(levels, (list, tuple)) else [levels]
     for index, depth in enumerate(extra_depths):
         levels.append(_extra_level(levels[-1], max(MIN_DEPTH, int(depth * alpha)), name=f"extra{index}"))
@@ -70,7 +78,8 @@ def ssdlite(backbone="mobilenet_v2", input_shape=(320, 320, 3), alpha=1.0, class
     outputs = layers.Concatenate(axis=-1, name="detections")([
         layers.Concatenate(axis=1, name="box_encodings")(boxes),
         layers.Concatenate(axis=1, name="class_logits")(scores)])
-    return keras.Model(inputs, outputs, name=name or f"ssdlite_{features.name.removesuffix('_features')}")
+    model = keras.Model(inputs, outputs, name=name or f"ssdlite_{features.name.removesuffix('_features')}")
+    return inherit_report(model, features)
 
 
 def feature_sizes(model):

@@ -1,26 +1,53 @@
-"""Training recipe for classifiers: augmentation, Adam with cosine decay, early stopping and
-an atomically written best checkpoint.
+"""Training recipe for classifiers: augmentation, Adam with cosine decay, early stopping, an
+atomically written best checkpoint and, optionally, two-phase fine-tuning of pretrained layers,
+resumable per-epoch checkpoints (``models.checkpoint``), TensorBoard logs, a clean stop on
+SIGINT / SIGTERM (``models.interrupt``) and any ``tf.distribute`` strategy in scope
+(``models.distribute``).
+
+Fine-tuning follows the Keras transfer-learning guide
+(https://keras.io/guides/transfer_learning/): phase 1 (``head``) freezes the layers the
+model's ``pretrained`` record lists as loaded (``trainable=False``, so their batch norms run
+in inference mode and keep their moving statistics) and trains the rest at the learning rate
+for ``freeze_epochs``; phase 2 (``fine_tune``) trains every layer for the remaining epochs at
+``learning_rate * FINE_TUNE_RATE``. Each phase has its own Adam and cosine decay; early
+stopping watches the last phase only.
 
 Models trained here take RGB pixels in [0, 255]: ``with_preprocessing`` puts the
 [-1, 1] scaling MobileNets expect inside the model, so the exported ``.tflite``
 (and the camera demo) feed raw pixels, and a uint8 int8 model's input scale is ~1.
 """
+import importlib.util
 import os
+from typing import NamedTuple
 
 import numpy as np
 import tensorflow as tf
 
 from keras_layers.keras_api import keras
+from models.checkpoint import ResumableCheckpoint, read_checkpoint, restore_optimizer, restore_weights
+from models.classification_data import as_split
 from models.files import atomic_output
+from models.image_folder import FileSplit
+from models.input_pipeline import DIGIT_AUGMENTATIONS, dataset
+from models.pretrained import input_preprocessing
+from models.interrupt import StopOnSignal, TrainingInterrupted, stop_on_signals
 
 layers = keras.layers
+CACHE_FOLDER = "cache"  # under the run folder: decoded images of splits streamed from files
 
 
-def with_preprocessing(backbone):
-    """Wrap ``backbone`` so that it takes pixels in [0, 255] and scales them to [-1, 1]."""
-    inputs = keras.Input(shape=backbone.inputs[0].shape[1:], name="pixels")
-    outputs = backbone(layers.Rescaling(1.0 / 127.5, offset=-1.0, name="scale_to_unit")(inputs))
-    return keras.Model(inputs, outputs, name=backbone.name)
+def with_preprocessing(backbone, mode="tf"):
+    """Wrap ``backbone`` so that it takes RGB pixels in [0, 255] and preprocesses them as
+    ``mode`` says (``models.pretrained.input_preprocessing``: "tf" scales to [-1, 1], "caffe"
+    and "torch" as ``keras.applications.imagenet_utils.preprocess_input``). The wrapper keeps
+    the backbone's ``pretrained`` report."""
+    inputs = x = keras.Input(shape=backbone.inputs[0].shape[1:], name="pixels")
+    for layer in input_preprocessing(mode):
+        x = layer(x)
+    model = keras.Model(inputs, backbone(x), name=backbone.name)
+    if hasattr(backbone, "pretrained"):
+        model.pretrained = backbone.pretrained
+    return model
 
 
 def set_batchnorm_momentum(model, momentum):
@@ -37,73 +64,205 @@ def set_batchnorm_momentum(model, momentum):
             layer.momentum = momentum
 
 
-def augmenter(seed):
-    """Light geometric augmentation suitable for digits and small object photos."""
-    return keras.Sequential([
-        layers.RandomTranslation(0.1, 0.1, fill_mode="constant", seed=seed),
-        layers.RandomRotation(0.04, fill_mode="constant", seed=seed),
-        layers.RandomZoom(0.1, fill_mode="constant", seed=seed),
-    ], name="augment")
+FINE_TUNE_RATE = 0.1  # phase 2 (all layers) trains at learning_rate * FINE_TUNE_RATE
+FREEZE_SHARE = 0.25  # with pretrained weights, phase 1 (head only) takes this share of the epochs by default
 
 
-def _dataset(images, labels, batch_size, seed=0, training=False, augment=None):
-    """Batches of (images, labels). Training batches are reshuffled every epoch and all full: a
-    partial last batch made oneDNN crash (segfault) in training RepVGG blocks on x86."""
-    data = tf.data.Dataset.from_tensor_slices((images.astype(np.float32), labels))
-    if training:
-        data = data.shuffle(len(labels), seed=seed, reshuffle_each_iteration=True).batch(batch_size,
-                                                                                          drop_remainder=True)
-    else:
-        data = data.batch(batch_size)
-    if augment is not None:
-        data = data.map(lambda x, y: (augment(x, training=True), y), num_parallel_calls=tf.data.AUTOTUNE)
-    return data.prefetch(tf.data.AUTOTUNE)
+class Phase(NamedTuple):
+    """Epochs ``first_epoch`` to ``end_epoch - 1`` at peak ``learning_rate`` with layers ``frozen``."""
+
+    name: str
+    first_epoch: int
+    end_epoch: int
+    learning_rate: float
+    frozen: tuple = ()
+
+
+def default_freeze_epochs(epochs):
+    """Phase 1's length when pretrained weights are given and ``freeze_epochs`` is not: a quarter
+    of the epochs, at least one, leaving at least one for phase 2 (0 for a single epoch)."""
+    return min(max(1, round(epochs * FREEZE_SHARE)), epochs - 1)
+
+
+def check_freeze_epochs(freeze_epochs, epochs):
+    """``freeze_epochs`` when phase 2 keeps at least one of ``epochs``, else a one-line error."""
+    if freeze_epochs < 0 or (freeze_epochs and freeze_epochs >= epochs):
+        raise ValueError(f"--freeze-epochs {freeze_epochs} must be between 0 and --epochs minus one ({epochs - 1}): "
+                         f"phase 2 (all layers) needs at least one epoch")
+    return freeze_epochs
+
+
+def pretrained_layers(model):
+    """The names of the layers ``model.pretrained`` lists as loaded (none without such a record)."""
+    record = getattr(model, "pretrained", None)
+    return tuple(record["loaded"]) if record else ()
+
+
+def training_phases(epochs, learning_rate, freeze_epochs=0, frozen=()):
+    """The run's phases: one (``train``) without ``freeze_epochs``, else ``head`` then ``fine_tune``."""
+    check_freeze_epochs(freeze_epochs, epochs)
+    if not freeze_epochs:
+        return [Phase("train", 0, epochs, learning_rate)]
+    return [Phase("head", 0, freeze_epochs, learning_rate, tuple(frozen)),
+            Phase("fine_tune", freeze_epochs, epochs, learning_rate * FINE_TUNE_RATE)]
+
+
+def set_trainable(model, names, trainable):
+    """Set ``trainable`` on the layers called ``names`` anywhere in ``model``; other layers keep theirs."""
+    found = set()
+    for layer in model._flatten_layers(include_self=False, recursive=True):
+        if layer.name in names:
+            layer.trainable = trainable
+            found.add(layer.name)
+    missing = sorted(set(names) - found)
+    if missing:
+        raise ValueError(f"layers {', '.join(missing[:5])} named as pretrained are not in model {model.name}: "
+                         f"expected names of its layers")
+
+
+def _distributable(data):
+    """``data`` sharded by element across workers (each worker reads every file of a streamed split
+    and keeps its share of the batches)."""
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return data.with_options(options)
 
 
 class BestCheckpoint(keras.callbacks.Callback):
-    """Save the model whenever ``monitor`` improves, through a temporary file and a rename."""
+    """Save the model whenever ``monitor`` improves on ``best``, through a temporary file and a rename."""
 
-    def __init__(self, path, monitor="val_accuracy"):
+    def __init__(self, path, monitor="val_accuracy", best=-np.inf):
         super().__init__()
-        self.path, self.monitor, self.best = path, monitor, -np.inf
+        self.path, self.monitor, self.best = path, monitor, best
 
     def on_epoch_end(self, epoch, logs=None):
         value = (logs or {}).get(self.monitor)
         if value is not None and value > self.best:
-            self.best = value
+            self.best = float(value)
             with atomic_output(self.path) as tmp:
                 self.model.save(tmp)
 
 
+class RunHistory(keras.callbacks.Callback):
+    """Every epoch's logs and learning rate across a run's phases (and, when resumed, from before)."""
+
+    def __init__(self, history=None):
+        super().__init__()
+        self.history = {key: list(values) for key, values in (history or {}).items()}
+
+    def epochs(self):
+        return len(self.history.get("loss", []))
+
+    def on_epoch_end(self, epoch, logs=None):
+        rate = self.model.optimizer.learning_rate
+        logs = {**(logs or {}), "learning_rate": rate.numpy() if hasattr(rate, "numpy") else rate}
+        for key, value in logs.items():
+            self.history.setdefault(key, []).append(float(value))
+
+
+def _compile(model, phase, steps):
+    """Compile ``model`` with ``phase``'s Adam and cosine decay (set its trainable layers first)."""
+    schedule = keras.optimizers.schedules.CosineDecay(phase.learning_rate,
+                                                      decay_steps=(phase.end_epoch - phase.first_epoch) * steps)
+    model.compile(optimizer=keras.optimizers.Adam(schedule), loss="sparse_categorical_crossentropy",
+                  metrics=["accuracy"])
+
+
+def _cache_prefix(split, folder, name):
+    """Where a split streamed from files keeps its decoded images (in-memory splits need no cache)."""
+    return os.path.join(folder, name) if isinstance(split, FileSplit) else None
+
+
 def train_classifier(model, data, out_dir, epochs=40, batch_size=64, learning_rate=3e-3, patience=10,
-                     seed=0, augment=True, bn_momentum=0.9, verbose=2):
+                     seed=0, augment=DIGIT_AUGMENTATIONS, bn_momentum=0.9, verbose=2, freeze_epochs=0,
+                     checkpoint_dir=None, log_dir=None, resume_from=None):
     """Train ``model`` (pixels in, class probabilities out) on ``data`` and write to ``out_dir``.
 
-    Writes ``model.keras`` (best validation accuracy). Returns ``(model, history)`` with the best
-    weights restored and history as a dict.
+    Writes ``model.keras`` (best validation accuracy). ``augment``: names of
+    ``models.input_pipeline.AUGMENTATIONS`` applied on the fly. Splits streamed from files are
+    decoded once into a cache in ``out_dir/cache``. ``batch_size`` is per replica: each step's
+    global batch is ``batch_size`` times the replicas of the ``tf.distribute`` strategy in scope
+    (build and call under ``strategy.scope()``). ``freeze_epochs``: phase 1 of fine-tuning (see
+    the module docstring; needs ``model.pretrained``). ``checkpoint_dir``: write a resumable
+    checkpoint there every epoch; ``log_dir``: TensorBoard logs (when the ``tensorboard`` package,
+    which implements ``tf.summary``, is installed); ``resume_from``: a checkpoint
+    folder to continue from. SIGINT / SIGTERM raise ``TrainingInterrupted`` at the next step
+    boundary. Returns ``(model, history)`` with history as a dict (best weights restored when
+    early stopping ends the run).
     """
     keras.utils.set_random_seed(seed)
     set_batchnorm_momentum(model, bn_momentum)
-    (x_train, y_train), (x_val, y_val) = data.train, data.validation
-    batch_size = min(batch_size, len(y_train))
-    steps = epochs * (len(y_train) // batch_size)
-    schedule = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=steps)
-    model.compile(optimizer=keras.optimizers.Adam(schedule),
-                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-    checkpoint = os.path.join(out_dir, "model.keras")
-    callbacks = [
-        keras.callbacks.EarlyStopping(monitor="val_accuracy", patience=patience, restore_best_weights=True),
-        BestCheckpoint(checkpoint),
-    ]
-    history = model.fit(
-        _dataset(x_train, y_train, batch_size, seed, training=True, augment=augmenter(seed) if augment else None),
-        validation_data=_dataset(x_val, y_val, batch_size),
-        epochs=epochs, callbacks=callbacks, shuffle=False, verbose=verbose)  # the dataset shuffles itself
-    history = {k: [float(v) for v in values] for k, values in history.history.items()}
-    return model, history
+    frozen = pretrained_layers(model)
+    if freeze_epochs and not frozen:
+        raise ValueError(f"freeze_epochs {freeze_epochs} needs pretrained layers to freeze: model {model.name} "
+                         f"records none (expected model.pretrained['loaded'], e.g. from --weights)")
+    phases = training_phases(epochs, learning_rate, freeze_epochs, frozen)
+    state = read_checkpoint(resume_from) if resume_from else None
+    if resume_from and state is None:
+        raise ValueError(f"no checkpoint in {resume_from}: expected {resume_from}/state.json to resume from")
+    replicas = tf.distribute.get_strategy().num_replicas_in_sync
+    global_batch = max(1, min(batch_size, data.train.size // replicas)) * replicas
+    steps = data.train.size // global_batch
+    cache = os.path.join(out_dir, CACHE_FOLDER)
+
+    def batches(first, end):
+        return _distributable(dataset(data.train, global_batch, training=True, seed=seed, augment=augment,
+                                      cache=_cache_prefix(data.train, cache, "train"), epochs=(first, end)))
+
+    validation = _distributable(dataset(data.validation, global_batch,
+                                        cache=_cache_prefix(data.validation, cache, "validation")))
+    history = RunHistory(state and state["history"])
+    best = BestCheckpoint(os.path.join(out_dir, "model.keras"), best=state["best"] if state else -np.inf)
+    done = state["epoch"] if state else 0
+    with stop_on_signals() as flag:
+        for phase in phases:
+            if done >= phase.end_epoch:
+                continue
+            if state:  # the weights as the checkpoint's phase laid them out, then this phase's optimizer
+                _restore(model, resume_from, state, phases, frozen)
+            set_trainable(model, frozen, not phase.frozen)
+            _compile(model, phase, steps)
+            if state and state["phase"] == phase.name:
+                restore_optimizer(model, resume_from, state)
+            state, first = None, max(done, phase.first_epoch)
+            try:
+                model.fit(batches(first, phase.end_epoch), steps_per_epoch=steps, validation_data=validation,
+                          initial_epoch=first, epochs=phase.end_epoch, shuffle=False, verbose=verbose,
+                          callbacks=_callbacks(phase, phases, history, best, checkpoint_dir, log_dir, patience, flag))
+            except TrainingInterrupted as stop:
+                stop.history = history.history
+                raise
+            done = phase.end_epoch
+    if state:  # every epoch was done before the break: the checkpoint holds the trained weights
+        _restore(model, resume_from, state, phases, frozen)
+    return model, history.history
 
 
-def evaluate_accuracy(model, images, labels, batch_size=128):
-    """Top-1 accuracy of a Keras classifier on uint8 images."""
-    probabilities = model.predict(images.astype(np.float32), batch_size=batch_size, verbose=0)
-    return float(np.mean(np.argmax(probabilities, axis=-1) == labels))
+def _restore(model, folder, state, phases, pretrained):
+    """Set ``model``'s weights from checkpoint ``state`` with the trainable flags of the phase that wrote it."""
+    saved = next((p for p in phases if p.name == state["phase"]), None)
+    if saved is None:
+        raise ValueError(f"checkpoint {folder} was written in phase {state['phase']!r}: expected one of this "
+                         f"run's phases ({', '.join(p.name for p in phases)})")
+    set_trainable(model, pretrained, not saved.frozen)
+    restore_weights(model, folder, state)
+
+
+def _callbacks(phase, phases, history, best, checkpoint_dir, log_dir, patience, flag):
+    """The callbacks of one phase, in the order their epoch ends must run."""
+    callbacks = [history, best]
+    if checkpoint_dir:
+        callbacks.append(ResumableCheckpoint(checkpoint_dir, phase.name, history, best))
+    if phase is phases[-1]:
+        callbacks.append(keras.callbacks.EarlyStopping(monitor="val_accuracy", patience=patience,
+                                                       restore_best_weights=True))
+    if log_dir and importlib.util.find_spec("tensorboard"):  # tf.summary's writers live in that package
+        callbacks.append(keras.callbacks.TensorBoard(log_dir, write_graph=False, profile_batch=0))
+    return [*callbacks, StopOnSignal(flag, history.epochs)]
+
+
+def evaluate_accuracy(model, split, batch_size=128):
+    """Top-1 accuracy of a Keras classifier on a split (in memory or streamed from files)."""
+    split = as_split(split)
+    probabilities = model.predict(dataset(split, batch_size).map(lambda images, labels: images), verbose=0)
+    return float(np.mean(np.argmax(probabilities, axis=-1) == split.labels))

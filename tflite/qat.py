@@ -36,6 +36,7 @@ import sys
 
 from keras_layers.keras_api import LEGACY_KERAS, keras
 from keras_layers.protocol import KERNEL_ATTRIBUTES, calibrated_output, is_kit_layer
+from models.input_pipeline import dataset
 
 # Layers TFMOT has no registry entry for, quantized at their output only (no weights).
 OUTPUT_ONLY = ("Rescaling",)
@@ -210,9 +211,9 @@ def fine_tune(model, data, epochs=3, learning_rate=1e-4, batch_size=64, callback
     """Fine-tune ``model`` (QAT, pruned or QSFM-pruned) on ``data.train`` with Adam; returns the history dict."""
     model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss="sparse_categorical_crossentropy",
                   metrics=["accuracy"])
-    (x_train, y_train), (x_val, y_val) = data.train, data.validation
-    history = model.fit(x_train.astype("float32"), y_train, batch_size=batch_size, epochs=epochs, shuffle=True,
-                        validation_data=(x_val.astype("float32"), y_val), callbacks=list(callbacks), verbose=verbose)
+    history = model.fit(dataset(data.train, min(batch_size, data.train.size), training=True), epochs=epochs,
+                        validation_data=dataset(data.validation, batch_size), callbacks=list(callbacks),
+                        verbose=verbose)
     return {key: [float(v) for v in values] for key, values in history.history.items()}
 
 

@@ -22,6 +22,20 @@ def load_tflite(tflite_model):
     return tflite_model
 
 
+def validate_batches(tflite_model, keras_model, batches):
+    """``validate`` over ``(images, labels)`` batches (e.g. ``split.batches(512)``), combined as if
+    the images were one array: a large test split is never held in memory at once."""
+    tflite_model = load_tflite(tflite_model)
+    reports = [validate(tflite_model, keras_model, images, labels) for images, labels in batches]
+    if not reports:
+        raise ValueError("validation needs at least one image")
+    count = sum(report["n"] for report in reports)
+    combined = {"n": count, "max_abs_diff": max(report["max_abs_diff"] for report in reports)}
+    for key in ("top1_agreement", "mean_abs_diff", "keras_accuracy", "tflite_accuracy"):
+        combined[key] = sum(report[key] * report["n"] for report in reports) / count
+    return combined
+
+
 def validate(tflite_model, keras_model, images, labels=None):
     """Compare a TFLite classifier with its Keras model on ``images`` (one input each).
 

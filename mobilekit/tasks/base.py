@@ -23,7 +23,8 @@ class Task:
     data_help = ""
     defaults = {}
     # The options a task's training takes besides ``defaults``' builder arguments.
-    options = ("data", "image_size", "epochs", "batch_size", "learning_rate", "seed")
+    options = ("data", "image_size", "epochs", "batch_size", "learning_rate", "seed", "weights")
+    resumable = False  # whether ``fit`` writes a per-epoch checkpoint that ``mobilekit train --resume`` continues
     quantizations = ("fp32", "fp16", "dynamic", "int8")
     quality = ("tflite_accuracy", "test accuracy")  # the export rows' quality figure and its label
     quickstart_name = ""
@@ -87,8 +88,15 @@ class Task:
         raise NotImplementedError
 
     def fit(self, model, data, path, config):
-        """Train ``model`` with the task's recipe, writing ``path/model.keras``; ``(model, history)``."""
+        """Train ``model`` with the task's recipe, writing ``path/model.keras``; ``(model, history)``.
+
+        A ``resumable`` task's ``fit`` also takes ``resume_from``, the checkpoint folder to continue from.
+        """
         raise NotImplementedError
+
+    def fit_report(self, model, config, history):
+        """Figures for the report's training section and extra sections about the fit: ``(figures, sections)``."""
+        return {}, {}
 
     def evaluate(self, model, data, config):
         """The training report's test figures and extra sections: ``(figures, sections)``."""

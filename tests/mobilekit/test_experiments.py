@@ -25,7 +25,7 @@ def test_binary_table_of_two_variants(tmp_path, monkeypatch):
     test = load_digits_data(32, seed=0).test
     for variant, row in rows.items():
         trained = keras.models.load_model(tmp_path / "runs" / "b" / f"{variant}_seed0" / "model.keras")
-        assert row["accuracies"] == [evaluate_accuracy(trained, *test)] == [row["accuracy_mean"]]
+        assert row["accuracies"] == [evaluate_accuracy(trained, test)] == [row["accuracy_mean"]]
     assert rows["float"]["binary_macs"] == 0 and rows["xnor"]["binary_macs"] > 0.5 * rows["float"]["macs"]
     assert rows["xnor"]["weight_bits"] < rows["float"]["weight_bits"] / 8
     assert rows["xnor"]["binary_agreement"] >= 0.95  # the faithful binary file computes what Keras computes

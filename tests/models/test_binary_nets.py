@@ -113,8 +113,8 @@ def test_xnor_resnet8_learns_digits(tmp_path):
     data = data._replace(train=(data.train[0][:600], data.train[1][:600]))
     model = with_preprocessing(binary_resnet((32, 32, 3), stages=RESNET_8, stem="strided", variant="xnor"))
     model, history = train_classifier(model, data, str(tmp_path), epochs=2, batch_size=16, patience=2, seed=0,
-                                      augment=False, verbose=0)
+                                      augment=(), verbose=0)
     assert history["loss"][-1] < history["loss"][0]
-    assert evaluate_accuracy(model, *data.test) > 0.25  # chance: 0.1
+    assert evaluate_accuracy(model, data.test) > 0.25  # chance: 0.1
     assert isinstance(keras.models.load_model(str(tmp_path / "model.keras")).get_layer("binary_resnet_xnor")
                       .get_layer("conv2_block1_1_conv"), QuantConv2D)

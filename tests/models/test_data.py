@@ -74,3 +74,20 @@ def test_sample_photos_are_real_deterministic_crops():
     assert photos.shape == (6, 40, 40, 3) and photos.dtype == np.uint8
     np.testing.assert_array_equal(photos, sample_photos(image_size=40, count=6, seed=1))
     assert photos.std() > 20  # real image content, not a flat fill
+
+
+def test_shapes_classification_labels_are_the_drawn_shape():
+    from models.shapes import make_shapes
+
+    data = load_dataset("shapes", 24, seed=1)
+    assert data.class_names == ("circle", "square", "triangle")
+    assert [len(split[1]) for split in data[:3]] == [1200, 200, 200]
+    assert np.bincount(data.train[1], minlength=3).min() > 300
+    # The labels are the class of the one shape in each image's segmentation mask.
+    shapes = make_shapes(10, 24, seed=1, max_objects=1)
+    masks = [np.unique(mask[mask > 0]) for mask in shapes.masks]
+    assert all(len(m) == 1 for m in masks)
+    np.testing.assert_array_equal([m[0] - 1 for m in masks], data.train[1][:10])
+    np.testing.assert_array_equal(np.round(shapes.images * 255).astype(np.uint8), data.train[0][:10])
+    with pytest.raises(ValueError, match="image_size must be >= 16"):
+        load_dataset("shapes", 8)

@@ -38,7 +38,7 @@ def test_forward_pass_pooling_and_serialization(tmp_path):
 
 
 def test_bad_arguments_get_one_line_errors():
-    with pytest.raises(ValueError, match="weights='imagenet' is not supported by ghostnet") as error:
+    with pytest.raises(ValueError, match="ghostnet has no pretrained weights: expected weights=None") as error:
         ghostnet(weights="imagenet")
     assert "\n" not in str(error.value)
     with pytest.raises(ValueError, match="alpha") as error:

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from models.classification_data import ClassificationData
+from models.classification_data import ArraySplit, ClassificationData
 from models.data import load_dataset
 from models.image_folder import load_image_folder
 
@@ -292,3 +292,15 @@ def test_classification_data_info_defaults_to_none():
     empty = (np.zeros((0, 4, 4, 3), np.uint8), np.zeros(0, np.int64))
     assert ClassificationData(empty, empty, empty, ("a", "b")).info is None
     assert ClassificationData(empty, empty, empty, ("a", "b"), info={"split": "x"}).info == {"split": "x"}
+
+
+def test_plain_pairs_become_array_splits():
+    images, labels = np.arange(5 * 48, dtype=np.uint8).reshape(5, 4, 4, 3), np.array([0, 1, 0, 1, 1])
+    data = ClassificationData((images, labels), (images, labels), (images, labels), ("a", "b"))
+    assert isinstance(data.train, ArraySplit) and data.train.size == 5
+    (x, y), (x_val, _) = data.train, data.validation  # still pairs
+    assert x is images and y is labels and data.test[0] is images
+    np.testing.assert_array_equal(data.train.take(2), images[:2])
+    assert [len(batch_labels) for _, batch_labels in data.test.batches(2)] == [2, 2, 1]
+    smaller = data._replace(train=(images[:3], labels[:3]))
+    assert isinstance(smaller.train, ArraySplit) and smaller.train.size == 3 and smaller.test is data.test

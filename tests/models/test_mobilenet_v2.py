@@ -46,7 +46,7 @@ def test_block_table_drives_the_network():
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    ({"weights": "imagenet"}, r"weights='imagenet' is not supported by mobilenet_v2: expected weights=None"),
+    ({"weights": "imagenet", "alpha": 0.6}, r"mobilenet_v2 has ImageNet weights for alpha 0\.35, .*; got alpha=0\.6"),
     ({"alpha": 0}, "alpha"),
     ({"input_shape": (16, 16, 3)}, "too small"),
     ({"input_shape": (64, 64)}, "input_shape"),

@@ -70,7 +70,8 @@ def test_forward_pass_is_a_distribution_and_logits_option_works():
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    ({"weights": "imagenet"}, "weights"),
+    ({"weights": "imagenet", "alpha": 0.5}, "mobilenet_v3_small has ImageNet weights for alpha 0.75, 1.0"),
+    ({"weights": "imagenet", "alpha": 0.75, "minimalistic": True}, "got alpha=0.75 minimalistic"),
     ({"input_shape": (16, 16, 3)}, "too small"),
     ({"include_top": False, "pooling": "median"}, "pooling"),
 ])

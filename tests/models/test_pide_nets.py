@@ -69,4 +69,4 @@ def test_pide_classifier_learns_digits(tmp_path):
     model = with_preprocessing(pide_classifier(input_shape=(32, 32, 3), alpha=0.5, classes=10))
     model, history = train_classifier(model, data, str(tmp_path), epochs=4, batch_size=64, learning_rate=5e-3,
                                       verbose=0)
-    assert evaluate_accuracy(model, *data.test) > 0.6, history["val_accuracy"]
+    assert evaluate_accuracy(model, data.test) > 0.6, history["val_accuracy"]
