@@ -207,6 +207,19 @@ def _binary(args):
     _wrote(args.name)
 
 
+def _transfer(args):
+    from mobilekit.transfer import run_transfer
+
+    names = ("name", "arch", "alpha", "source", "target", "fraction", "image_size", "pretrain_epochs", "epochs",
+             "freeze_epochs", "batch_size", "seeds")
+    rows = run_transfer(**{name: getattr(args, name) for name in names})
+    print(f"{'start':12} {'train images':>12} {'epochs':>6} {'test accuracy':>20}")
+    for row in rows:
+        print(f"{row['start']:12} {row['train_images']:12} {row['epochs']:6} "
+              f"{row['accuracy_mean']:13.4f} +- {row['accuracy_std']:.4f}")
+    _wrote(args.name)
+
+
 def _report(args):
     from mobilekit.report import render
     from mobilekit.runs import run_path
@@ -249,7 +262,7 @@ def _options(parser, function, flags):
 
 def build_parser():
     """The ``mobilekit`` parser, every subcommand with help for every flag."""
-    from mobilekit import binary_table, jobs, optimize, zoo
+    from mobilekit import binary_table, jobs, optimize, transfer, zoo
     from mobilekit.tasks import TASKS
     from tflite.converter import QUANTIZATIONS
 
@@ -345,6 +358,20 @@ def build_parser():
     binary.add_argument("--seeds", type=int, help=f"number of seeds, 0, 1, ... "
                                                   f"(default {len(_default(binary_table.run_binary_table, 'seeds'))})")
     binary.set_defaults(handler=_binary)
+
+    transfer_parser = commands.add_parser(
+        "transfer", help="fine-tuning from pretrained weights vs training from scratch on a small data set",
+        description="Pretrain --arch on --source, then train it on --fraction of --target's training images from "
+                    "scratch and fine-tuned from the pretrained weights (the mechanism of train --weights), the "
+                    "same epochs for both, for each seed; one table of test accuracy.")
+    _options(transfer_parser, transfer.run_transfer, {
+        "name": (str, "run folder under runs/"), "arch": (str, "architecture"), "alpha": (float, "width multiplier"),
+        "source": (str, "built-in data set to pretrain on"), "target": (str, "data set to fine-tune on"),
+        "fraction": (float, "share of the target's training images used"), "image_size": (int, "square input size"),
+        "pretrain_epochs": (int, "epochs on the source"), "epochs": (int, "epochs on the target, both starts"),
+        "freeze_epochs": (int, "fine-tuning's epochs with the pretrained layers frozen"),
+        "batch_size": (int, "batch size"), "seeds": (int, "seeds (subset, initialization, shuffling)")})
+    transfer_parser.set_defaults(handler=_transfer)
 
     optimize_parser = commands.add_parser("optimize", help="compare fp32, PTQ, QAT, pruned and QSFM-pruned models",
                                           description="Train each architecture on digits, then export fp32, PTQ "

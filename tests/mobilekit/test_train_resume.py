@@ -94,3 +94,9 @@ def test_ctrl_c_keeps_the_checkpoint_marks_the_report_and_resume_completes(tmp_p
     report = json.loads((tmp_path / "runs" / "c" / "report.json").read_text())
     assert report["status"] == "complete" and report["training"]["epochs_run"] == 12
     assert json.loads((tmp_path / "runs" / "c" / "checkpoint" / "state.json").read_text())["epoch"] == 12
+    # TensorBoard (its own reader) sees every epoch's training loss, across the interruption.
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(tmp_path / "runs" / "c" / "logs" / "train"), size_guidance={"tensors": 0})
+    events.Reload()
+    assert {event.step for event in events.Tensors("epoch_loss")} == set(range(12))

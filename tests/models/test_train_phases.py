@@ -35,7 +35,7 @@ def layer_weights(model, name):
 
 def fit(model, folder, **kwargs):
     return train_classifier(model, separable_data(), str(folder), epochs=3, batch_size=16, learning_rate=2e-2,
-                            patience=3, augment=False, verbose=0, freeze_epochs=1,
+                            patience=3, augment=(), verbose=0, freeze_epochs=1,
                             checkpoint_dir=str(folder / "checkpoint"), **kwargs)
 
 
