@@ -210,8 +210,8 @@ def _binary(args):
 def _transfer(args):
     from mobilekit.transfer import run_transfer
 
-    names = ("name", "arch", "alpha", "source", "target", "fraction", "image_size", "pretrain_epochs", "epochs",
-             "freeze_epochs", "batch_size", "seeds")
+    names = ("name", "arch", "alpha", "source", "source_classes", "target", "target_classes", "fraction", "image_size",
+             "pretrain_epochs", "epochs", "freeze_epochs", "batch_size", "seeds")
     rows = run_transfer(**{name: getattr(args, name) for name in names})
     print(f"{'start':12} {'train images':>12} {'epochs':>6} {'test accuracy':>20}")
     for row in rows:
@@ -361,12 +361,14 @@ def build_parser():
 
     transfer_parser = commands.add_parser(
         "transfer", help="fine-tuning from pretrained weights vs training from scratch on a small data set",
-        description="Pretrain --arch on --source, then train it on --fraction of --target's training images from "
-                    "scratch and fine-tuned from the pretrained weights (the mechanism of train --weights), the "
+        description="Pretrain --arch on --source (--source-classes of it), then train it on --fraction of "
+                    "--target's training images (of --target-classes) from scratch and fine-tuned from the pretrained weights (the mechanism of train --weights), the "
                     "same epochs for both, for each seed; one table of test accuracy.")
     _options(transfer_parser, transfer.run_transfer, {
         "name": (str, "run folder under runs/"), "arch": (str, "architecture"), "alpha": (float, "width multiplier"),
-        "source": (str, "built-in data set to pretrain on"), "target": (str, "data set to fine-tune on"),
+        "source": (str, "data set to pretrain on"), "target": (str, "data set to fine-tune on"),
+        "source_classes": (int, "the source's classes used (indices; list every class to use all)"),
+        "target_classes": (int, "the target's classes used (indices; list every class to use all)"),
         "fraction": (float, "share of the target's training images used"), "image_size": (int, "square input size"),
         "pretrain_epochs": (int, "epochs on the source"), "epochs": (int, "epochs on the target, both starts"),
         "freeze_epochs": (int, "fine-tuning's epochs with the pretrained layers frozen"),

@@ -211,7 +211,8 @@ def export_optimized(name, qat_epochs=0, prune_sparsity=0.0, finetune_epochs=3, 
     if config.get("task", "classify") != CLASSIFY.name:
         raise ValueError(f"--qat / --prune export classifiers only; {path} is a {config['task']} run")
     dataset = CLASSIFY.load_data(config)
-    model = build_model({**config, "classes": CLASSIFY.classes(dataset)})
+    # the run's trained weights replace everything: no pretrained file is read again
+    model = build_model({**config, "classes": CLASSIFY.classes(dataset), "weights": None})
     qat.load_layer_weights(model, os.path.join(path, "weights.npz"))
     rows = []
     if qat_epochs:

@@ -188,6 +188,24 @@ def attach_report(model, source, loaded):
     return model
 
 
+CLASSIFIER = "predictions"  # the kit's name for a classifier's last (class-scoring) layer
+
+
+def restart_classifier(model):
+    """Re-initialize ``model``'s classifier layer (``CLASSIFIER``) when pretrained weights filled it,
+    and list it as initialized: fine-tuning starts a new classifier even when a weights file's
+    top has the same number of classes (other classes, or the same ones of another data set).
+    Returns ``model``."""
+    report = getattr(model, "pretrained", None)
+    if not report or CLASSIFIER not in report["loaded"]:
+        return model
+    layer = next(layer for layer in weighted_layers(model) if layer.name == CLASSIFIER)
+    layer.kernel.assign(layer.kernel_initializer(layer.kernel.shape))
+    if layer.use_bias:
+        layer.bias.assign(layer.bias_initializer(layer.bias.shape))
+    return attach_report(model, report["source"], [name for name in report["loaded"] if name != CLASSIFIER])
+
+
 def inherit_report(model, part):
     """``attach_report`` for ``model`` built around ``part`` (a backbone): ``part``'s loaded layers."""
     report = getattr(part, "pretrained", None)

@@ -30,6 +30,7 @@ from models.mgic_net import mgic_net
 from models.mobilenet_v2 import mobilenet_v2
 from models.mobilenet_v3 import mobilenet_v3_large, mobilenet_v3_small
 from models.pide_nets import pide_classifier, pide_segmenter
+from models.pretrained import restart_classifier
 from models.repvgg import repvgg, rm_resnet
 from models.resnet import resnet18, resnet20, resnet50, resnet56
 from models.ssdlite import ssdlite
@@ -139,7 +140,8 @@ def build_model(config):
 
     ``config["weights"]`` (None, ``"imagenet"`` or a path; ``models.pretrained``) goes to the
     builder's ``weights``, or ``backbone_weights`` for a head; the model returned carries the
-    builder's ``pretrained`` report.
+    builder's ``pretrained`` report. A run's weights are a starting point: its classifier layer
+    starts anew (``models.pretrained.restart_classifier``).
     """
     entry = architecture(config["arch"])
     size = config["image_size"]
@@ -151,5 +153,5 @@ def build_model(config):
         if target is None:
             raise ValueError(f"{config['arch']} takes no weights: expected weights=None")
         kwargs[target] = config["weights"]
-    model = entry.build(input_shape=(size, size, 3), classes=config["classes"], **kwargs)
+    model = restart_classifier(entry.build(input_shape=(size, size, 3), classes=config["classes"], **kwargs))
     return model if entry.takes_pixels else with_preprocessing(model, entry.preprocessing)

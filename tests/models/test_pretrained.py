@@ -137,6 +137,15 @@ def test_build_model_passes_weights_and_keeps_the_report(v2_file, backbone_files
                             "weights": backbone_files["mobilenet_v2"]})
     assert "block16_project" in detector.pretrained["loaded"]
     assert build_model({"arch": "resnet20", "image_size": 32, "classes": 3}).pretrained is None
+    # A top of the same shape (the file's 1,000 classes) is not kept either: fine-tuning starts a new classifier.
+    same = build_model({"arch": "mobilenet_v2", "image_size": 96, "classes": 1000, "alpha": 0.35, "weights": v2_file})
+    assert same.pretrained["initialized"] == ["predictions"]
+    file_kernel = read_weights(v2_file, same.layers[-1], "mobilenet_v2")["predictions"][0]
+    kernel = same.layers[-1].get_layer("predictions").get_weights()[0]
+    assert kernel.shape == file_kernel.shape and not np.allclose(kernel, file_kernel)
+    np.testing.assert_array_equal(same.layers[-1].get_layer("head").get_weights()[0],
+                                  read_weights(v2_file, same.layers[-1], "mobilenet_v2")["head"][0].reshape(
+                                      same.layers[-1].get_layer("head").get_weights()[0].shape))
 
 
 @pytest.mark.parametrize("mode, application", [("tf", "mobilenet_v2"), ("caffe", "resnet50"), ("torch", "densenet")])
