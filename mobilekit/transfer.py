@@ -74,7 +74,7 @@ def _train(config, data, folder, epochs, batch_size, seed, freeze_epochs=0):
 
 def run_transfer(name="transfer", arch="mobilenet_v2", alpha=0.35, source="digits", source_classes=(0, 1, 2, 3, 4),
                  target="digits", target_classes=(5, 6, 7, 8, 9), fraction=0.1, image_size=48, pretrain_epochs=20,
-                 epochs=30, freeze_epochs=10, batch_size=32, seeds=(0, 1, 2), progress=print):
+                 epochs=30, freeze_epochs=10, batch_size=16, seeds=(0, 1, 2), progress=print):
     """Pretrain on ``source``, then train on ``fraction`` of ``target`` from scratch and fine-tuned,
     for each of ``seeds``; writes ``runs/<name>/`` and returns the table's rows."""
     if not 0 < fraction <= 1:
