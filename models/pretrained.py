@@ -134,7 +134,8 @@ def imagenet_weights(arch, alpha=1.0, size=224, include_top=True, minimalistic=F
     except Exception as error:  # get_file raises a bare Exception when the download fails
         reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise OSError(f"ImageNet weights {fname} are not in the Keras cache (models/ under KERAS_HOME or ~/.keras) "
-                      f"and could not be downloaded ({reason}): download {url} and pass weights=<its path>") from error
+                      f"and could not be downloaded ({reason}): download {url} and pass its path as the weights "
+                      f"(weights=PATH; mobilekit: --weights PATH)") from error
 
 
 def load_weights(model, arch, weights, alpha=1.0, include_top=True, minimalistic=False):
