@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST := $(BIN)/python -m pytest -q -ra --timeout=900
 
-.PHONY: setup quickstart test test-e2e test-fast clean
+.PHONY: setup quickstart test test-e2e test-fast browser-deps clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -30,8 +30,15 @@ test: $(STAMP)
 # processes, the demo), the zoo, and the experiment commands (binary, optimize, qsfm, export
 # --qat/--prune, several in tf_keras child processes). Minutes each, so a target of their own;
 # CI runs it after `make test`.
-test-e2e: $(STAMP)
+test-e2e: $(STAMP) browser-deps
 	$(PYTEST) -m e2e
+
+# The browser and X server the e2e tests drive (the live page, the demo window): Debian packages,
+# installed only when missing (with sudo unless root).
+browser-deps:
+	command -v chromium >/dev/null && command -v Xvfb >/dev/null || { \
+	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  $$SUDO apt-get update && $$SUDO apt-get install -y chromium xvfb; }
 
 test-fast: $(STAMP)
 	$(PYTEST) -m "not legacy_keras and not slow and not e2e"

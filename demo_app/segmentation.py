@@ -6,6 +6,8 @@ pixel, resized (nearest) to the frame. Class 0 is background and stays uncoloure
 import cv2
 import numpy as np
 
+from demo_app.overlay import draw_overlay
+
 MASK_OPACITY = 0.5
 
 
@@ -55,3 +57,11 @@ def class_fractions(classes, count):
     counts = np.bincount(classes.ravel(), minlength=count)
     order = [int(c) for c in np.argsort(-counts[1:], kind="stable") + 1 if counts[c]]
     return [(c, float(counts[c] / classes.size)) for c in order]
+
+
+def draw_legend(frame, classes, names, colors):
+    """A copy of the RGB ``frame`` with a legend at the top right: for each of ``classes`` (indices, e.g.
+    the classes ``class_fractions`` finds) a swatch of its colour in ``colors`` and its name in ``names``."""
+    classes = [int(c) for c in classes]
+    return draw_overlay(frame, [names[c] if c < len(names) else str(c) for c in classes],
+                        swatches=[colors[c] for c in classes], align="right")

@@ -7,11 +7,11 @@ import cv2
 import pytest
 from demo_helpers import read_rgb
 
-from demo_app import app
 from demo_app.app import add_arguments, run_demo, run_from_args
 from demo_app.preprocess import preprocess
 from demo_app.runtime import TFLiteModel
 from demo_app.sources import open_source
+from demo_app.window import NO_DISPLAY
 
 
 @pytest.fixture
@@ -81,11 +81,12 @@ def test_max_frames_top_k_and_no_output(fp32_model_path, image_folder, tmp_path)
 
 
 def test_display_error_leaves_no_partial_video(fp32_model_path, image_folder, tmp_path, monkeypatch):
-    monkeypatch.setenv("DISPLAY", ":97")  # opencv-python-headless: imshow raises cv2.error
+    unused = next(n for n in range(5000, 6000) if not os.path.exists(f"/tmp/.X11-unix/X{n}"))
+    monkeypatch.setenv("DISPLAY", f":{unused}")  # no X server there: Tk cannot connect
     out = tmp_path / "out.avi"
     with pytest.raises(ValueError) as info:
         run_demo(fp32_model_path, str(image_folder), output=str(out), quiet=True)
-    assert str(info.value) == app.NO_DISPLAY
+    assert str(info.value) == NO_DISPLAY
     assert os.listdir(tmp_path) == ["images"]
 
 

@@ -73,3 +73,43 @@ def test_font_grows_with_frame():
     assert small < medium < large
     tiny = draw_overlay(np.zeros((20, 20, 3), np.uint8), ["a long label that does not fit 0.99"])
     assert tiny.shape == (20, 20, 3)
+
+
+def _text_rows(height, width, lines):
+    """Rows of a black frame that the overlay's text changes (the dark box leaves black black)."""
+    out = draw_overlay(np.zeros((height, width, 3), np.uint8), lines)
+    rows = np.flatnonzero(out.any(axis=(1, 2)))
+    return rows.max() - rows.min() + 1
+
+
+def test_text_grows_with_the_frame_height():
+    lines = overlay_lines([("person", 0.93)], fps=12.3, latency_ms=3.2)
+    small, medium, large = (_text_rows(h, w, lines) for h, w in [(120, 160), (480, 640), (1080, 1920)])
+    assert 12 <= small < medium < large
+    assert large / medium == pytest.approx(1080 / 480, rel=0.15)  # proportional above the legible minimum
+
+
+def test_text_fits_inside_small_frames():
+    out = draw_overlay(np.zeros((96, 96, 3), np.uint8), overlay_lines([("person", 0.93)], fps=12.3, latency_ms=3.2))
+    text = out.any(axis=2)
+    assert text.any() and not text[:, -2:].any() and not text[-2:].any()  # nothing cut at the edges
+    wide = draw_overlay(np.zeros((480, 300, 3), np.uint8), ["a rather long label for a narrow frame 0.99"])
+    assert not wide.any(axis=2)[:, -2:].any()  # long lines shrink to the width
+
+
+def test_legend_swatches_at_the_top_right():
+    frame = np.full((480, 640, 3), 200, np.uint8)
+    out = draw_overlay(frame, ["red", "green"], swatches=[(255, 0, 0), (0, 255, 0)], align="right")
+    changed = out.any(axis=2) & (out != frame).any(axis=2)
+    xs = np.flatnonzero(changed.any(axis=0))
+    assert xs.max() == 639 and xs.min() > 400  # a box in the top-right corner
+    red = (out == (255, 0, 0)).all(axis=2)
+    green = (out == (0, 255, 0)).all(axis=2)
+    assert red.sum() > 100 and green.sum() > 100  # filled swatches...
+    assert np.flatnonzero(red.any(axis=1)).max() < np.flatnonzero(green.any(axis=1)).min()  # ...one per line
+    with pytest.raises(ValueError, match="overlay align 'middle' is not supported: expected left or right"):
+        draw_overlay(frame, ["x"], align="middle")
+
+
+def test_overlay_lines_with_frame_age():
+    assert overlay_lines([], fps=10.0, latency_ms=2.0, frame_age_ms=41.6) == ["10.0 FPS  2.0 ms  age 42 ms"]

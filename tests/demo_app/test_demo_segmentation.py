@@ -4,7 +4,8 @@ import pytest
 from demo_helpers import read_rgb, write_rgb
 
 from demo_app.app import run_demo
-from demo_app.segmentation import MASK_OPACITY, class_colors, class_fractions, class_map, draw_mask, is_segmenter
+from demo_app.segmentation import (MASK_OPACITY, class_colors, class_fractions, class_map, draw_legend, draw_mask,
+                                   is_segmenter)
 
 
 def test_class_colors_are_distinct_with_black_background():
@@ -72,3 +73,15 @@ def test_demo_draws_the_class_mask_of_a_segmenter(colour_segmenter, tmp_path):
     # away from region edges (the 16x16 map is scaled up) and the text box, the mask is exact
     for y, x in [(90, 150), (200, 160), (130, 230), (250, 10)]:
         np.testing.assert_allclose(annotated[y, x], expected[y, x], atol=8)
+
+
+def test_legend_names_the_classes_present_with_their_colours():
+    frame = np.full((240, 320, 3), 128, np.uint8)
+    colors = class_colors(4)
+    out = draw_legend(frame, [3, 1], ["background", "red", "green", "blue"], colors)
+    for c in (3, 1):
+        assert (out == colors[c]).all(axis=2).sum() > 20  # a swatch of each class present
+    assert not (out == colors[2]).all(axis=2).any()  # none of the class absent
+    changed = np.nonzero((out != frame).any(axis=2))
+    assert changed[1].max() == 319 and changed[1].min() > 160 and changed[0].max() < 80  # top right
+    assert (frame == 128).all() and np.array_equal(draw_legend(frame, [], ["background"], colors), frame)
