@@ -4,12 +4,17 @@ import os
 import time
 
 import cv2
+import numpy as np
 import pytest
 from demo_helpers import read_rgb
 
+from demo_app import app
 from demo_app.app import add_arguments, run_demo, run_from_args
+from demo_app.capture_thread import SourceLost
+from demo_app.detection import class_indices
 from demo_app.preprocess import preprocess
 from demo_app.runtime import TFLiteModel
+from demo_app.segmentation import class_colors
 from demo_app.sources import open_source
 from demo_app.window import NO_DISPLAY
 
@@ -114,3 +119,65 @@ def test_add_arguments_and_run_from_args(fp32_model_path, image_folder, tmp_path
     assert summary["frames"] == 1 and os.listdir(tmp_path / "frames") == ["frame_00000.png"]
     with pytest.raises(SystemExit):
         parser.parse_args(["--model", "m.tflite"])  # --source is required
+
+
+class _Frames:
+    """A stand-in live source: ``count`` frames, then ``error`` raised as a lost camera or Ctrl-C would."""
+
+    is_stream, fps, frame_age_ms = True, 10.0, None
+
+    def __init__(self, count, error):
+        self.count, self.error, self.closed = count, error, False
+
+    def __iter__(self):
+        rng = np.random.default_rng(0)
+        for i in range(self.count):
+            yield f"live[{i}]", rng.integers(0, 256, (48, 64, 3), dtype=np.uint8)
+        raise self.error
+
+    def close(self):
+        self.closed = True
+
+
+@pytest.mark.parametrize("error, kept", [(SourceLost("lost source cam0: no frame for 10.0 s"), True),
+                                         (KeyboardInterrupt(), True),
+                                         (ValueError("cannot decode image x.png"), False)])
+def test_video_is_kept_on_source_loss_and_ctrl_c(fp32_model_path, tmp_path, monkeypatch, capsys, error, kept):
+    frames = _Frames(4, error)
+    monkeypatch.setattr(app, "open_source", lambda *args, **kwargs: frames)
+    out = tmp_path / "out.avi"
+    with pytest.raises(type(error)):
+        run_demo(fp32_model_path, "0", output=str(out), headless=True)
+    assert frames.closed
+    assert out.exists() is kept and os.listdir(tmp_path) == (["out.avi"] if kept else [])
+    if kept:  # finished and playable, with every frame written before the stop
+        capture = cv2.VideoCapture(str(out))
+        count = 0
+        while capture.read()[0]:
+            count += 1
+        capture.release()
+        assert count == 4
+        assert "stopped after 4 frames; 4 written to" in capsys.readouterr().out
+
+
+def test_detector_filters_are_errors_for_other_models(fp32_model_path, image_folder):
+    with pytest.raises(ValueError, match="^classes and max_results filter a detector's boxes: this model is not"):
+        run_demo(fp32_model_path, str(image_folder), headless=True, classes="cat")
+    with pytest.raises(ValueError, match="^classes and max_results filter"):
+        run_demo(fp32_model_path, str(image_folder), headless=True, max_results=2)
+
+
+def test_detect_draws_only_the_allowed_classes_best_first():
+    boxes = np.array([[[0.1, 0.1, 0.4, 0.4], [0.5, 0.5, 0.9, 0.9], [0.1, 0.6, 0.3, 0.9], [0, 0, 0.2, 0.2]]])
+    outputs = [boxes, np.array([[0.0, 1.0, 1.0, 2.0]]), np.array([[0.9, 0.6, 0.8, 0.7]]), np.array([4.0])]
+    frame = np.full((100, 100, 3), 128, np.uint8)
+    names = ["cat", "dog", "bird"]
+    shown, drawn = app._detect(outputs, frame, names, 0.5)
+    assert shown == [(0, pytest.approx(0.9)), (1, pytest.approx(0.8)), (2, pytest.approx(0.7)),
+                     (1, pytest.approx(0.6))]
+    shown, drawn = app._detect(outputs, frame, names, 0.5, class_indices("dog,2", names), max_results=2)
+    assert shown == [(1, pytest.approx(0.8)), (2, pytest.approx(0.7))]
+    colors = class_colors(4)[1:]
+    assert not (drawn == colors[0]).all(axis=2).any()  # no cat box
+    assert (drawn == colors[1]).all(axis=2).any() and (drawn == colors[2]).all(axis=2).any()
+    assert not (drawn[70:90, 40:60] != 128).any()  # the weaker dog box at (0.5..0.9) is not drawn

@@ -73,6 +73,9 @@ def test_demo_draws_the_class_mask_of_a_segmenter(colour_segmenter, tmp_path):
     # away from region edges (the 16x16 map is scaled up) and the text box, the mask is exact
     for y, x in [(90, 150), (200, 160), (130, 230), (250, 10)]:
         np.testing.assert_allclose(annotated[y, x], expected[y, x], atol=8)
+    legend = annotated[:60, 160:]  # top right: a swatch for each class found, none for green
+    assert all((np.abs(legend.astype(int) - colors[c]) <= 8).all(axis=2).sum() > 20 for c in (1, 3))
+    assert not (np.abs(legend.astype(int) - colors[2]) <= 8).all(axis=2).any()
 
 
 def test_legend_names_the_classes_present_with_their_colours():
