@@ -6,12 +6,13 @@ options to ``python -m demo_app`` on the board and to ``mobilekit demo`` on the 
 import os
 import time
 
-import cv2
 import numpy as np
 
+from demo_app.background import BackgroundWriter, Prefetch
 from demo_app.capture_thread import SourceLost
 from demo_app.detection import MIN_SCORE, class_indices, detections, draw_boxes, filter_detections, is_detector
 from demo_app.live_page import LivePage, parse_serve
+from demo_app.options import parse_size
 from demo_app.output import open_output
 from demo_app.overlay import draw_overlay, overlay_lines
 from demo_app.preprocess import INPUT_RANGES, image_size, parse_input_range, preprocess
@@ -36,10 +37,10 @@ def load_labels(path):
     return labels
 
 
-def _classify(scores):
-    """``[(class, score), ...]`` of a classifier's scores, best first."""
+def _classify(scores, count):
+    """``[(class, score), ...]`` of a classifier's ``count`` best scores, best first."""
     scores = scores.reshape(-1)
-    return [(int(i), float(scores[i])) for i in np.argsort(-scores, kind="stable")]
+    return [(int(i), float(scores[i])) for i in np.argsort(-scores, kind="stable")[:count]]
 
 
 def _segment(scores, frame, names):
@@ -61,14 +62,6 @@ def _detect(outputs, frame, names, min_score, allowed_classes=None, max_results=
 
 def _label(names, index):
     return names[index] if 0 <= index < len(names) else "nothing" if index < 0 else str(index)
-
-
-def parse_camera_size(text):
-    """``"WxH"`` as ``(width, height)``, or a one-line error naming ``--camera-size``."""
-    width, _, height = str(text).lower().partition("x")
-    if not (width.isdigit() and height.isdigit() and int(width) > 0 and int(height) > 0):
-        raise ValueError(f"--camera-size {text}: expected WIDTHxHEIGHT in pixels, e.g. 640x480")
-    return int(width), int(height)
 
 
 def run_demo(model, source, labels=None, output=None, headless=False, num_threads=None,
@@ -125,7 +118,7 @@ def run_demo(model, source, labels=None, output=None, headless=False, num_thread
     parse_input_range(input_range)
     address = parse_serve(serve) if serve is not None else None
     if isinstance(camera_size, str):
-        camera_size = parse_camera_size(camera_size)
+        camera_size = parse_size(camera_size, "--camera-size")
     if not isinstance(model, TFLiteModel):
         model = TFLiteModel(model, num_threads=num_threads)
     image_size(model.input_shape)
@@ -156,18 +149,23 @@ def run_demo(model, source, labels=None, output=None, headless=False, num_thread
     if live:
         log(f"live page: {live.url}")
 
-    sink = open_output(os.fspath(output), fps=frames.fps) if output else None
-    latencies, predictions, fps, keep = [], [], None, False
+    latencies, predictions, fps, keep, stopped, sink = [], [], None, False, False, None
+    def prepare(frame):
+        return model.quantize(preprocess(frame, model.input_shape, input_range)[None])
+
+    # files are read and preprocessed ahead on a thread; a live source's capture thread keeps the newest frame
+    items = ((name, frame, prepare(frame)) for name, frame in frames) if frames.is_live else Prefetch(frames, prepare)
     start = last_frame = last_log = time.perf_counter()
     try:
-        for name, frame in frames:
-            outputs = model.run(preprocess(frame, model.input_shape, input_range))
+        sink = BackgroundWriter(open_output(os.fspath(output), fps=frames.fps)) if output else None
+        for name, frame, x in items:
+            outputs = model.run_tensor(x)
             if detector:
                 shown, picture = _detect(outputs, frame, names, min_score, allowed, max_results)
             elif segmenter:
                 shown, picture = _segment(outputs[0], frame, names)
             else:
-                shown, picture = _classify(outputs[0]), frame
+                shown, picture = _classify(outputs[0], int(top_k)), frame
             latencies.append(model.last_latency_ms)
             best = shown[0] if shown else (-1, 0.0)
             predictions.append((name, best[0], _label(names, best[0]), best[1]))
@@ -175,7 +173,7 @@ def run_demo(model, source, labels=None, output=None, headless=False, num_thread
             rate = 1.0 / max(now - last_frame, 1e-9)
             fps, last_frame = rate if fps is None else 0.9 * fps + 0.1 * rate, now
             top = [(_label(names, i), v) for i, v in shown[:int(top_k)]]
-            age = getattr(frames, "frame_age_ms", None)
+            age = frames.frame_age_ms
             annotated = draw_overlay(picture, overlay_lines(top, fps, model.last_latency_ms, age))
             if sink:
                 sink.write(annotated)
@@ -192,16 +190,16 @@ def run_demo(model, source, labels=None, output=None, headless=False, num_thread
                 break
         keep = True
     except (KeyboardInterrupt, SourceLost):
-        keep = True  # the frames so far are what the user wanted recorded
-        if sink and sink.count:
-            log(f"stopped after {len(predictions)} frames; {sink.count} written to {os.fspath(output)}")
+        keep = stopped = True  # the frames so far are what the user wanted recorded
         raise
     finally:
-        frames.close()
+        (frames if frames.is_live else items).close()
         if live:
             live.close()
         if sink:
             sink.close(keep)
+            if stopped and sink.count:
+                log(f"stopped after {len(predictions)} frames; {sink.count} written to {os.fspath(output)}")
         if window:
             window.close()
 

@@ -25,13 +25,13 @@ class LatestFrame:
 
     ``reader`` has ``read() -> frame or None`` (None: the read failed), ``reopen() -> bool``
     (True once the source is open again), ``close()`` and ``fps`` (float or None). Only the
-    capture thread calls them. Attributes for the loop: ``is_stream`` (True), ``fps`` (the
+    capture thread calls them. Attributes for the loop: ``is_stream`` and ``is_live`` (True), ``fps`` (the
     reader's), ``frame_time`` (``time.monotonic()`` when the frame last returned was captured)
     and ``frame_age_ms`` (how old that frame is now: read it when showing the frame to get the
     capture-to-display delay). Gaps in the capture indices are frames the loop was too slow for.
     """
 
-    is_stream = True
+    is_stream = is_live = True
 
     def __init__(self, reader, name, reconnect_seconds=10.0):
         self.reader, self.name, self.fps = reader, name, reader.fps

@@ -165,7 +165,12 @@ class TFLiteModel:
             self.interpreter.resize_tensor_input(self._input["index"], list(x.shape))
             self.interpreter.allocate_tensors()
             self._input = self.interpreter.get_input_details()[0]
-        self.interpreter.set_tensor(self._input["index"], self.quantize(x))
+        return self.run_tensor(self.quantize(x))
+
+    def run_tensor(self, tensor):
+        """Run the model on ``tensor``, already in the input's shape and dtype (e.g. ``quantize``'s
+        output, made ahead on another thread); the dequantized outputs as ``run`` returns them."""
+        self.interpreter.set_tensor(self._input["index"], tensor)
         start = time.perf_counter()
         self.interpreter.invoke()
         self.last_latency_ms = (time.perf_counter() - start) * 1000.0

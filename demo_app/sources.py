@@ -2,7 +2,8 @@
 
 ``open_source(spec)`` returns an iterable of ``(name, frame)`` with ``frame`` an ``HxWx3``
 uint8 RGB array, and a ``close()``. Attributes the loop reads: ``is_stream`` (frames come from a
-video, camera or stream rather than image files), ``fps`` (the source's rate, or None) and
+video, camera or stream rather than image files), ``is_live`` (a camera or stream, read on a
+capture thread, rather than files read in turn), ``fps`` (the source's rate, or None) and
 ``frame_age_ms`` (for live sources, how old the frame last returned is now; None otherwise).
 Image files and video files are read in order, every frame. Live sources (cameras, picam,
 rtsp/http streams) are read on a capture thread that keeps only the newest frame and reopens a
@@ -57,7 +58,7 @@ def bgr_to_rgb(bgr):
 class ImageFiles:
     """One image or a list of images, decoded as they are reached."""
 
-    is_stream = False
+    is_stream = is_live = False
     fps = frame_age_ms = None
 
     def __init__(self, paths):
@@ -77,7 +78,7 @@ class ImageFiles:
 class Capture:
     """Every frame of a video file through ``cv2.VideoCapture``, in order; released when done."""
 
-    is_stream = True
+    is_stream, is_live = True, False
     frame_age_ms = None
 
     def __init__(self, capture, name):

@@ -124,7 +124,7 @@ def test_add_arguments_and_run_from_args(fp32_model_path, image_folder, tmp_path
 class _Frames:
     """A stand-in live source: ``count`` frames, then ``error`` raised as a lost camera or Ctrl-C would."""
 
-    is_stream, fps, frame_age_ms = True, 10.0, None
+    is_stream, is_live, fps, frame_age_ms = True, True, 10.0, None
 
     def __init__(self, count, error):
         self.count, self.error, self.closed = count, error, False
@@ -181,3 +181,10 @@ def test_detect_draws_only_the_allowed_classes_best_first():
     assert not (drawn == colors[0]).all(axis=2).any()  # no cat box
     assert (drawn == colors[1]).all(axis=2).any() and (drawn == colors[2]).all(axis=2).any()
     assert not (drawn[70:90, 40:60] != 128).any()  # the weaker dog box at (0.5..0.9) is not drawn
+
+
+@pytest.mark.parametrize("size", ["640", "0x480", "640x", "axb"])
+def test_camera_size_must_be_width_x_height(fp32_model_path, image_folder, size):
+    with pytest.raises(ValueError) as info:
+        run_demo(fp32_model_path, str(image_folder), headless=True, camera_size=size)
+    assert str(info.value) == f"--camera-size {size}: expected WIDTHxHEIGHT in pixels, e.g. 640x480"
