@@ -44,4 +44,4 @@ test-fast: $(STAMP)
 	$(PYTEST) -m "not legacy_keras and not slow and not e2e"
 
 clean:
-	rm -rf $(VENV) runs *.egg-info
+	rm -rf $(VENV) .venv-device .venv-mediapipe runs *.egg-info

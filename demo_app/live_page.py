@@ -10,11 +10,14 @@ Routes (nothing else; every other path and method is 404, and no file is ever se
   ``viewers`` (open streams) and ``age_ms`` (age of the latest frame).
 
 Threading: ``http.server.ThreadingHTTPServer`` serves on a daemon thread, one daemon thread per
-request. The demo loop calls ``publish``, which encodes the JPEG once and swaps it in under a
-condition variable; it never waits on a viewer. Each stream thread waits on the condition for a
-frame newer than the one it sent, then writes the latest frame outside the lock, so a slow
-viewer skips frames and stalls neither the loop nor other viewers. ``close`` wakes and
-disconnects the streams, stops the server and joins its threads.
+request. The demo loop calls ``publish``, which swaps in a reference to the frame under a
+condition variable; it never encodes and never waits on a viewer. Each stream thread waits on
+the condition for a frame newer than the one it sent, has it JPEG-encoded (once per frame,
+shared by all viewers; OpenCV releases the GIL while it encodes), and writes it outside the
+lock, so a slow viewer skips frames and stalls neither the loop nor other viewers. A viewer is
+sent at most ``MAX_STREAM_FPS`` frames a second: a browser shows no more, and a fast loop
+(hundreds of FPS) would otherwise spend its time serving. ``close`` wakes and disconnects the
+streams, stops the server and joins its threads.
 
 Only the standard library serves the page: a board has just the device install (numpy, OpenCV,
 Pillow, ai-edge-litert), so no web framework is assumed to be there.
@@ -30,10 +33,12 @@ import time
 from urllib.parse import urlsplit
 
 import cv2
+import numpy as np
 
 BOUNDARY = "liveframe"
 _SEND_BUFFER = 256 * 1024  # per viewer: bounds how far behind a slow viewer's picture gets
 _RESEND_S = 1.0  # a viewer with no newer frame gets the latest one again (finds dead clients)
+MAX_STREAM_FPS = 30.0
 _PAGE = b"""<!doctype html>
 <html><head><meta charset="utf-8"><title>Live demo</title>
 <style>body{margin:0;background:#111;color:#eee;font:14px monospace;display:flex;gap:12px;padding:12px}
@@ -138,13 +143,15 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self.send_header("Content-Type", f"multipart/x-mixed-replace; boundary={BOUNDARY}")
             self.send_header("Cache-Control", "no-store")
             self.end_headers()
-            seen = 0
+            seen, sent = 0, 0.0
             while True:
+                time.sleep(max(0.0, sent + 1.0 / MAX_STREAM_FPS - time.monotonic()))
                 jpeg, seen = page._next_frame(seen)
                 if jpeg is None:
                     return
                 self.wfile.write(f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\n"
                                  f"Content-Length: {len(jpeg)}\r\n\r\n".encode() + jpeg + b"\r\n")
+                sent = time.monotonic()
         except OSError:  # the viewer went away (broken pipe, reset, timeout) or close() cut it
             self.close_connection = True
         finally:
@@ -169,7 +176,9 @@ class LivePage:
         self.host, self.port = host, int(port)
         self.max_viewers, self.quality = int(max_viewers), int(quality)
         self._cond = threading.Condition()
-        self._jpeg, self._stats, self._frames, self._published = None, {}, 0, None
+        self._frame, self._stats, self._frames, self._published = None, {}, 0, None
+        self._encoded = (0, None)  # (frame number, JPEG bytes) of the last frame encoded
+        self._encoding = threading.Lock()
         self._viewers, self._closed = set(), False
         self._server = self._thread = None
 
@@ -198,16 +207,15 @@ class LivePage:
     def publish(self, rgb_frame, stats):
         """Make ``rgb_frame`` (HxWx3 uint8 RGB) and ``stats`` (JSON-able dict) the latest.
 
-        Encodes the JPEG once, swaps it in and wakes the viewers; never waits on them. The
-        demo loop's stats are shown as they are, e.g. ``{"fps": 14.2, "latency_ms": 6.1,
-        "top": [["cat", 0.91], ["dog", 0.04]]}``.
+        Keeps a reference to the frame (the caller must not change it afterwards) and wakes the
+        viewers; never encodes, never waits on them. The demo loop's stats are shown as they
+        are, e.g. ``{"fps": 14.2, "latency_ms": 6.1, "top": [["cat", 0.91], ["dog", 0.04]]}``.
         """
-        ok, jpeg = cv2.imencode(".jpg", cv2.cvtColor(rgb_frame, cv2.COLOR_RGB2BGR),
-                                [cv2.IMWRITE_JPEG_QUALITY, self.quality])
-        if not ok:
-            raise ValueError(f"cannot encode a frame of shape {getattr(rgb_frame, 'shape', None)} as JPEG")
+        shape, dtype = getattr(rgb_frame, "shape", None), getattr(rgb_frame, "dtype", None)
+        if dtype != np.uint8 or len(shape) != 3 or shape[2] != 3 or not shape[0] or not shape[1]:
+            raise ValueError(f"cannot publish a frame of shape {shape} and dtype {dtype}: expected HxWx3 uint8 RGB")
         with self._cond:
-            self._jpeg, self._stats = jpeg.tobytes(), dict(stats)
+            self._frame, self._stats = rgb_frame, dict(stats)
             self._frames += 1
             self._published = time.monotonic()
             self._cond.notify_all()
@@ -265,5 +273,16 @@ class LivePage:
                 newer = self._cond.wait_for(lambda: self._closed or self._frames > seen, timeout=_RESEND_S)
                 if self._closed:
                     return None, seen
-                if newer or self._jpeg is not None:
-                    return self._jpeg, self._frames
+                if newer or self._frame is not None:
+                    number, frame = self._frames, self._frame
+                    break
+        return self._jpeg(number, frame), number
+
+    def _jpeg(self, number, frame):
+        """The JPEG bytes of published frame ``number``, encoded by the first viewer that asks."""
+        with self._encoding:
+            if self._encoded[0] != number:
+                _, jpeg = cv2.imencode(".jpg", cv2.cvtColor(frame, cv2.COLOR_RGB2BGR),
+                                        [cv2.IMWRITE_JPEG_QUALITY, self.quality])
+                self._encoded = (number, jpeg.tobytes())
+            return self._encoded[1]

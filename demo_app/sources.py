@@ -27,11 +27,29 @@ IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff", "
 STREAM_SCHEMES = ("rtsp://", "http://", "https://")
 VIDEO_DEVICE = re.compile(r"/dev/(video\d+|v4l/.+)")
 STREAM_TIMEOUT_MS = 5000  # FFmpeg open/read timeout: a dead stream fails a read instead of blocking
+FFMPEG_LOG_QUIET = "-8"  # AV_LOG_QUIET
+
+
+def quiet_ffmpeg_log():
+    """Keep FFmpeg's own log lines off stderr, for the whole process.
+
+    OpenCV's FFmpeg backend leaves FFmpeg's log at AV_LOG_ERROR on FFmpeg's default callback,
+    which writes straight to stderr: a dropped stream prints ``[http @ 0x...] Stream ends
+    prematurely ...`` and each reconnect attempt ``[tcp @ 0x...] Connection to tcp://... failed:
+    Connection refused``, before the demo's one-line error. OpenCV reads
+    ``OPENCV_FFMPEG_LOGLEVEL`` once, when it first uses FFmpeg, so this must run before the
+    first FFmpeg capture or writer is opened. A user who set ``OPENCV_FFMPEG_LOGLEVEL`` or
+    ``OPENCV_FFMPEG_DEBUG`` (to see FFmpeg's messages) keeps that setting.
+    """
+    if "OPENCV_FFMPEG_LOGLEVEL" not in os.environ and "OPENCV_FFMPEG_DEBUG" not in os.environ:
+        os.environ["OPENCV_FFMPEG_LOGLEVEL"] = FFMPEG_LOG_QUIET
 
 
 @contextlib.contextmanager
 def opencv_quiet():
-    """Silence OpenCV's own log lines (e.g. V4L2 warnings) while opening a capture."""
+    """Silence OpenCV's own log lines (e.g. V4L2 warnings) while opening a capture, and FFmpeg's
+    from now on (``quiet_ffmpeg_log``)."""
+    quiet_ffmpeg_log()
     old = cv2.utils.logging.getLogLevel()
     cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
     try:

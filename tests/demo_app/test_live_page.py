@@ -12,7 +12,8 @@ import cv2
 import numpy as np
 import pytest
 
-from demo_app.live_page import BOUNDARY, LivePage, parse_serve
+from demo_app import live_page
+from demo_app.live_page import BOUNDARY, MAX_STREAM_FPS, LivePage, parse_serve
 from demo_app.overlay import draw_overlay, overlay_lines
 
 
@@ -170,6 +171,54 @@ def test_viewer_limit(page):
     assert response.status == 200
     for stream in viewers + [(conn, response)]:
         close_stream(*stream)
+
+
+def test_frames_are_encoded_once_and_only_when_viewed(page, monkeypatch):
+    encoded = []
+    real_imencode = cv2.imencode
+    monkeypatch.setattr(live_page.cv2, "imencode", lambda *a: encoded.append(1) or real_imencode(*a))
+    for i in range(50):
+        page.publish(solid((i, 0, 0)), {})
+    assert not encoded  # nobody watching: the loop pays nothing for the page
+    viewers = [open_stream(page) for _ in range(3)]
+    for _, response in viewers:
+        np.testing.assert_allclose(next_part(response).reshape(-1, 3).mean(0), (49, 0, 0), atol=4)
+    assert len(encoded) == 1  # one JPEG of the latest frame, shared by the three viewers
+    for stream in viewers:
+        close_stream(*stream)
+
+
+def test_a_viewer_gets_at_most_max_stream_fps(page):
+    stop = threading.Event()
+
+    def publish_fast():
+        i = 0
+        while not stop.is_set():
+            page.publish(solid((i % 256, 0, 0)), {})
+            i += 1
+            time.sleep(0.001)
+
+    publisher = threading.Thread(target=publish_fast, daemon=True)
+    publisher.start()
+    conn, response = open_stream(page)
+    try:
+        next_part(response)
+        start, parts = time.monotonic(), 0
+        while time.monotonic() - start < 1.0:
+            next_part(response)
+            parts += 1
+    finally:
+        stop.set()
+        publisher.join()
+        close_stream(conn, response)
+    assert parts <= MAX_STREAM_FPS * (time.monotonic() - start) + 1, parts
+
+
+@pytest.mark.parametrize("frame", [np.zeros((4, 4), np.uint8), np.zeros((4, 4, 3), np.float32),
+                                   np.zeros((0, 4, 3), np.uint8), [[1, 2, 3]]])
+def test_publish_rejects_what_is_not_an_rgb_frame(page, frame):
+    with pytest.raises(ValueError, match="^cannot publish a frame of shape .*: expected HxWx3 uint8 RGB$"):
+        page.publish(frame, {})
 
 
 def _publish_times(live, n=200):
