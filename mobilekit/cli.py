@@ -220,6 +220,15 @@ def _transfer(args):
     _wrote(args.name)
 
 
+def _inspect(args):
+    from tflite.inspect import inspect_model, inspect_text
+
+    if not os.path.isfile(args.model):
+        raise FileNotFoundError(f"model file not found: {args.model} (expected a .tflite file)")
+    report = inspect_model(args.model)
+    print(json.dumps(report) if args.json else inspect_text(report))
+
+
 def _report(args):
     from mobilekit.report import render
     from mobilekit.runs import run_path
@@ -397,6 +406,16 @@ def build_parser():
                                               "runs": (int, "timed invocations per model")})
     qsfm.add_argument("--reuse", action="store_true", help="prune the run's trained model.keras instead of training")
     qsfm.set_defaults(handler=_qsfm)
+
+    inspect = commands.add_parser("inspect", help="what a .tflite file holds: ops, tensors, quantization, metadata, "
+                                                  "where its bytes go",
+                                  description="Read a .tflite file's flatbuffer (no interpreter): operators with "
+                                              "counts and weight bytes, inputs and outputs with shapes, dtypes and "
+                                              "quantization, metadata and appended files, and the file size split "
+                                              "into weights, metadata and graph.")
+    inspect.add_argument("model", help="the .tflite file")
+    inspect.add_argument("--json", action="store_true", help="print one JSON object instead of text")
+    inspect.set_defaults(handler=_inspect)
 
     report = commands.add_parser("report", help="re-render a run's report.md and figures",
                                  description="Re-render runs/<name>/report.md and tradeoffs.png from report.json.")

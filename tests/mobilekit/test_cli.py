@@ -57,6 +57,8 @@ def test_export_of_a_missing_run_in_a_fresh_process(tmp_path):
 @pytest.mark.parametrize("argv, fragment", [
     (["report", "nothing"], "no report.json"),
     (["bench", "x.tflite"], "model file not found"),
+    (["inspect", "x.tflite"], "model file not found: x.tflite"),
+    (["inspect", "."], "model file not found: ."),
     (["train", "--data", "imagenet"], "imagenet"),
 ])
 def test_bad_input_is_one_line(argv, fragment, tmp_path, monkeypatch, capsys):
@@ -84,6 +86,22 @@ def test_bench_json_is_one_object(tmp_path):
     assert [row["model"] for row in result["models"]] == [path, path]
     first, second = result["models"]
     assert second["latency_ratio"] == pytest.approx(second["median_ms"] / first["median_ms"], rel=1e-3)
+
+
+def test_inspect_prints_the_report_or_its_json(tmp_path, capsys):
+    from tflite.inspect import inspect_model, inspect_text
+
+    inputs = keras.Input((8, 8, 3))
+    path = str(tmp_path / "m.tflite")
+    write_bytes(path, convert(keras.Model(inputs, keras.layers.Conv2D(4, 3)(inputs)), "fp32"))
+    assert main(["inspect", path]) == 0
+    assert capsys.readouterr().out == inspect_text(inspect_model(path)) + "\n"
+    assert main(["inspect", path, "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["size"]["file"] == os.path.getsize(path) and [op["name"] for op in report["operators"]] == ["CONV_2D"]
+    (tmp_path / "notes.txt").write_text("not a model")
+    assert main(["inspect", str(tmp_path / "notes.txt")]) == 2
+    assert "is not a TFLite model" in capsys.readouterr().err
 
 
 def test_mobilekit_demo_loads_no_tensorflow(tmp_path):
