@@ -16,6 +16,7 @@ import sys
 
 from demo_app import app as demo
 from demo_app.native_log import forward, native_stderr
+from demo_app.preprocess import INPUT_RANGES
 
 def _given(args, *names):
     """The options the user set; the job's own defaults apply to the rest."""
@@ -112,7 +113,20 @@ def _train(args):
     train(args.task, name=args.name, resume=args.resume, **_training_options(args))
 
 
+MODEL_EXPORT_FLAGS = ("task", "labels", "calibration_data", "validation_data", "image_size", "input_range")
+
+
 def _export(args):
+    if args.model:
+        _refuse(args, "with --model (a model the kit did not train)", "qat", "qat_epochs", "prune")
+        from mobilekit.model_export import export_model
+
+        options = {key: getattr(args, key) for key in MODEL_EXPORT_FLAGS if getattr(args, key) is not None}
+        export_model(args.model, name=args.name, quantizations=args.quantization or ("fp32", "int8"), **options)
+        return
+    if not args.name:
+        raise ValueError("export needs a run NAME (runs/NAME/model.keras) or --model PATH")
+    _refuse(args, "to a run of the kit (it records them; they are for --model)", *MODEL_EXPORT_FLAGS)
     if args.qat or args.prune:
         _refuse(args, "with --qat / --prune (they write int8 files of their own)", "quantization")
         from mobilekit.optimize import export_with_optimization
@@ -271,7 +285,7 @@ def _options(parser, function, flags):
 
 def build_parser():
     """The ``mobilekit`` parser, every subcommand with help for every flag."""
-    from mobilekit import binary_table, jobs, optimize, transfer, zoo
+    from mobilekit import binary_table, jobs, model_export, optimize, transfer, zoo
     from mobilekit.tasks import TASKS
     from tflite.converter import QUANTIZATIONS
 
@@ -298,10 +312,30 @@ def build_parser():
     _add_training_flags(train)
     train.set_defaults(handler=_train)
 
-    export = commands.add_parser("export", help="convert a trained run to .tflite and validate it",
-                                 description="Convert runs/<name>/model.keras and validate each file "
-                                             "against it on the test split.")
-    export.add_argument("name", help="run folder under runs/ holding model.keras")
+    export = commands.add_parser("export", help="convert a trained run, or any Keras model, to .tflite and validate it",
+                                 description="Convert runs/<name>/model.keras and validate each file against it "
+                                             "on the test split; or, with --model, a .keras/.h5 file or SavedModel "
+                                             "folder the kit did not build, validated on --validation-data.")
+    export.add_argument("name", nargs="?", help="run folder under runs/ holding model.keras; with --model, the run "
+                                                "folder to write (default: the model file's name)")
+    export.add_argument("--model", metavar="PATH", help="a Keras model to export: .keras or .h5 file, or SavedModel "
+                                                        "folder")
+    export.add_argument("--task", choices=model_export.TASKS,
+                        help="--model: what it does (default classify); a detector needs the kit's SSDLite head")
+    export.add_argument("--labels", metavar="FILE", help="--model: class names, one per line in class order "
+                                                         "(default: the class indices)")
+    export.add_argument("--calibration-data", metavar="FOLDER",
+                        help="--model: images to calibrate int8 on (any layout, up to "
+                             f"{model_export.CALIBRATION_IMAGES} used)")
+    export.add_argument("--validation-data", metavar="FOLDER",
+                        help="--model: images to check the files on; classifiers: one sub-folder per class, named "
+                             "after the labels (accuracy, top-1 agreement)")
+    export.add_argument("--image-size", type=int, help="--model: side of the static input, when the model's height "
+                                                        "and width are free (e.g. keras.applications without "
+                                                        "input_shape)")
+    export.add_argument("--input-range", choices=list(INPUT_RANGES),
+                        help="--model: pixel range the model expects: 0,255 (default), 0,1 or -1,1 "
+                             "(write --input-range=-1,1; keras.applications MobileNetV2 takes -1,1)")
     export.add_argument("--quantization", nargs="+", choices=QUANTIZATIONS,
                         help="one or more of " + "; ".join(f"{n}: {', '.join(t.quantizations)}"
                                                            for n, t in TASKS.items()) +

@@ -369,3 +369,31 @@ def load_image_folder(path, image_size=96, seed=0, fractions=(0.7, 0.15, 0.15), 
     info = {"skipped": skipped, "skipped_count": len(skipped), "class_counts": counts, "split": split,
             "note": note, "streamed": bool(stream)}
     return ClassificationData(train, validation, test, class_names, info)
+
+
+def read_image_files(folder, image_size, strict=False):
+    """Every image under ``folder`` (any layout, searched as class folders are), read as ``load_image_folder``
+    reads them: ``(images (N, image_size, image_size, 3) uint8, skipped)``. At least one must be readable."""
+    if not os.path.isdir(folder):
+        raise FileNotFoundError(f"image folder not found: {folder}")
+    skipped = []
+    files = _image_files(folder, folder, skipped)
+    images = _read_files(files, [0] * len(files), folder, image_size, strict, skipped, stream=False).images
+    if not len(images):
+        raise ValueError(f"image folder {folder} has no readable images; expected image files "
+                         f"({', '.join(IMAGE_EXTENSIONS)}) in it or its sub-folders")
+    return images, skipped
+
+
+def read_labelled_folder(folder, image_size, class_names, strict=False):
+    """Images in class sub-folders of ``folder`` named after ``class_names`` (a class may be missing, another
+    folder is an error), labelled with their index in ``class_names``: ``(ArraySplit, skipped)``."""
+    if not os.path.isdir(folder):
+        raise FileNotFoundError(f"image folder not found: {folder}")
+    skipped = []
+    files, labels = _list_classes(folder, tuple(class_names), folder, skipped, known_only=True)
+    split = _read_files(files, labels, folder, image_size, strict, skipped, stream=False)
+    if not split.size:
+        raise ValueError(f"image folder {folder} has no readable images in class folders; expected sub-folders "
+                         f"named after the labels, e.g. {folder}/{class_names[0]}/")
+    return split, skipped
