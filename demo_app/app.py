@@ -12,6 +12,7 @@ from demo_app.background import BackgroundWriter, Prefetch
 from demo_app.capture_thread import SourceLost
 from demo_app.detection import MIN_SCORE, class_indices, detections, draw_boxes, filter_detections, is_detector
 from demo_app.live_page import LivePage, parse_serve
+from demo_app.metadata import read_metadata
 from demo_app.options import parse_size
 from demo_app.output import open_output
 from demo_app.overlay import draw_overlay, overlay_lines
@@ -65,7 +66,7 @@ def _label(names, index):
 
 
 def run_demo(model, source, labels=None, output=None, headless=False, num_threads=None,
-             input_range="0,255", max_frames=None, top_k=1, quiet=False, min_score=MIN_SCORE, serve=None,
+             input_range=None, max_frames=None, top_k=1, quiet=False, min_score=MIN_SCORE, serve=None,
              camera_size=None, camera_fps=None, reconnect_seconds=10.0, classes=None, max_results=None):
     """Run a .tflite classifier or segmenter on every frame of ``source``; show/write annotated frames.
 
@@ -81,7 +82,8 @@ def run_demo(model, source, labels=None, output=None, headless=False, num_thread
             string), ``/dev/videoN``, ``picam[:N]`` (Raspberry Pi camera through picamera2), or an
             ``rtsp://`` / ``http(s)://`` stream (``demo_app.sources.open_source``). Live sources
             are read on a capture thread that keeps the newest frame; its age is shown.
-        labels: text file with one label per line; default labels are the class indices.
+        labels: text file with one label per line; default: the labels in the file's TFLite Model
+            Metadata (``demo_app.metadata``), else the class indices.
         output: ``.mp4``/``.avi`` file for an annotated video, any other path a folder of
             annotated ``frame_00000.png``, ... frames; ``None`` writes nothing. On Ctrl-C or a
             lost live source the video is finished with the frames written so far; after any
@@ -89,7 +91,8 @@ def run_demo(model, source, labels=None, output=None, headless=False, num_thread
         headless: do not open a window (required without a display).
         num_threads: interpreter threads when ``model`` is a path.
         input_range: real-valued range the model expects pixels in: ``0,255`` (the kit's
-            models), ``0,1`` or ``-1,1``.
+            models), ``0,1`` or ``-1,1``; default: the normalization in the file's metadata, else
+            ``0,255``.
         max_frames: stop after this many frames.
         top_k: classes drawn on each frame.
         quiet: print nothing.
@@ -115,20 +118,25 @@ def run_demo(model, source, labels=None, output=None, headless=False, num_thread
         raise ValueError(f"top_k must be at least 1, got {top_k}")
     if max_frames is not None and int(max_frames) < 1:
         raise ValueError(f"max_frames must be at least 1, got {max_frames}")
-    parse_input_range(input_range)
+    if input_range is not None:
+        parse_input_range(input_range)
     address = parse_serve(serve) if serve is not None else None
     if isinstance(camera_size, str):
         camera_size = parse_size(camera_size, "--camera-size")
     if not isinstance(model, TFLiteModel):
         model = TFLiteModel(model, num_threads=num_threads)
     image_size(model.input_shape)
+    metadata = (read_metadata(model.path) if model.path else None) or {}
+    if input_range is None:
+        input_range = metadata.get("input_range") or "0,255"
     detector = is_detector(model.output_shapes)
     segmenter = not detector and is_segmenter(model.output_shapes)
     num_classes = 0 if detector else int(model.output_shapes[0][-1] if segmenter else
                                           np.prod(model.output_shapes[0][1:]))
-    names = load_labels(labels) if labels else [str(i) for i in range(num_classes)]
+    names = load_labels(labels) if labels else metadata.get("labels") or [str(i) for i in range(num_classes)]
     if len(names) < num_classes:
-        raise ValueError(f"labels file {labels} has {len(names)} labels but the model scores {num_classes} classes")
+        raise ValueError(f"{f'labels file {labels}' if labels else 'the metadata of ' + model.name} has "
+                         f"{len(names)} labels but the model scores {num_classes} classes")
     if (classes is not None or max_results is not None) and not detector:
         raise ValueError("classes and max_results filter a detector's boxes: this model is not a detector")
     if max_results is not None and int(max_results) < 1:
@@ -229,7 +237,8 @@ def add_arguments(parser):
                         help="image file, folder of images, glob pattern ('photos/*.jpg'), video file, camera "
                              "index (e.g. 0) or /dev/videoN, picam[:N] (Raspberry Pi camera, needs picamera2), "
                              "or an rtsp:// or http(s):// stream")
-    parser.add_argument("--labels", metavar="L.txt", help="text file with one class label per line")
+    parser.add_argument("--labels", metavar="L.txt", help="text file with one class label per line (default: the "
+                                                          "labels in the file's metadata, else class indices)")
     parser.add_argument("--output", metavar="OUT",
                         help="write annotated frames: a .mp4/.avi video, or else a folder of PNG frames")
     parser.add_argument("--headless", action="store_true", help="no window (needed without a display)")
@@ -241,9 +250,9 @@ def add_arguments(parser):
     parser.add_argument("--reconnect-seconds", type=float, default=10.0, metavar="S",
                         help="cameras and streams: retry a lost source for S seconds, then stop (default 10)")
     parser.add_argument("--threads", type=int, metavar="N", help="interpreter threads (default: the runtime's)")
-    parser.add_argument("--input-range", default="0,255", choices=list(INPUT_RANGES), metavar="RANGE",
-                        help="pixel range the model expects: 0,255 (the kit's models, default), 0,1, "
-                             "or -1,1 (write --input-range=-1,1)")
+    parser.add_argument("--input-range", choices=list(INPUT_RANGES), metavar="RANGE",
+                        help="pixel range the model expects: 0,255 (the kit's models), 0,1, or -1,1 (write "
+                             "--input-range=-1,1); default: the file's metadata, else 0,255")
     parser.add_argument("--max-frames", type=int, metavar="N", help="stop after N frames")
     parser.add_argument("--top-k", type=int, default=1, metavar="K", help="classes shown per frame (default 1)")
     parser.add_argument("--min-score", type=float, default=MIN_SCORE, metavar="S",

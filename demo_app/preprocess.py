@@ -10,11 +10,25 @@ INPUT_RANGES = {"0,255": (0.0, 255.0), "0,1": (0.0, 1.0), "-1,1": (-1.0, 1.0)}
 
 
 def parse_input_range(input_range):
-    """``"0,255"``, ``"0,1"`` or ``"-1,1"`` -> ``(low, high)``."""
+    """``"0,255"``, ``"0,1"`` or ``"-1,1"`` (or a ``(low, high)`` pair, e.g. from a file's metadata)
+    -> ``(low, high)``."""
+    if isinstance(input_range, (tuple, list)) and len(input_range) == 2:
+        low, high = (float(v) for v in input_range)
+        if not high > low:
+            raise ValueError(f"input range {input_range!r}: expected low < high")
+        return low, high
     key = str(input_range).replace(" ", "")
     if key not in INPUT_RANGES:
         raise ValueError(f"input range {input_range!r} is not supported: expected one of {', '.join(INPUT_RANGES)}")
     return INPUT_RANGES[key]
+
+
+def normalization(input_range):
+    """``(mean, std)`` with ``(pixel - mean) / std`` mapping pixels 0..255 onto ``input_range``, as TFLite
+    Model Metadata's NormalizationOptions state it: ``0,255`` -> (0, 1), ``-1,1`` -> (127.5, 127.5)."""
+    low, high = parse_input_range(input_range)
+    std = 255.0 / (high - low)
+    return -low * std, std
 
 
 def image_size(input_shape):

@@ -15,6 +15,7 @@ A resumable task's run is interrupted cleanly by SIGINT / SIGTERM (report status
 config. ``export`` converts a trained run to each quantization and validates every file against
 the Keras model on the test split (rows of one shape, see ``mobilekit.tasks.base``).
 """
+import importlib.metadata
 import json
 import os
 import shutil
@@ -24,6 +25,7 @@ import sys
 import threading
 import time
 
+from demo_app.preprocess import normalization
 from keras_layers.keras_api import LEGACY_KERAS
 from mobilekit.plots import plot_training_curves
 from mobilekit.runs import (CHECKPOINT_FOLDER, LOGS_FOLDER, load_report, load_trained_run, run_dir, run_path,
@@ -39,6 +41,7 @@ from models.registry import architecture, build_model
 from tflite.bench import benchmark
 from tflite.converter import QUANTIZATIONS, convert
 from tflite.inspect import operator_names
+from tflite.metadata import add_metadata
 from tflite.qat import load_layer_weights, save_layer_weights
 
 TRAINED_WEIGHTS = "trained_weights.npz"  # a tf_keras child's trained weights, by layer name (see tflite.qat)
@@ -190,6 +193,23 @@ def check_quantizations(quantizations, allowed, what):
     return tuple(quantizations)
 
 
+def with_metadata(model_bytes, task, labels, name, quantization, input_range="0,255"):
+    """``model_bytes`` with TFLite Model Metadata (``tflite.metadata``): the run's name, what the file is, the
+    input normalization of ``input_range`` (the kit's models take pixels 0..255) and the labels."""
+    mean, std = normalization(input_range)
+    return add_metadata(model_bytes, name=name, description=f"{get_task(task).summary}, {quantization}, "
+                                                            f"exported by mobilekit", version=kit_version(),
+                        task=task, labels=labels, input_mean=(mean,), input_std=(std,), author="mobilekit")
+
+
+def kit_version():
+    """The installed kit's version (``setup.cfg``), for the files it writes."""
+    try:
+        return importlib.metadata.version("mobilekit")
+    except importlib.metadata.PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown"
+
+
 def export(name, quantizations=("fp32", "int8"), progress=print):
     """Convert the trained ``runs/<name>/model.keras`` and validate each file on the test split.
 
@@ -203,7 +223,8 @@ def export(name, quantizations=("fp32", "int8"), progress=print):
     rows = []
     for quantization in quantizations:
         progress(f"converting to {quantization}")
-        model_bytes = task.convert(model, config, data, quantization)
+        model_bytes = with_metadata(task.convert(model, config, data, quantization), task.name, task.labels(data),
+                                    name, quantization)
         file_name = f"model_{quantization}.tflite"
         write_bytes(os.path.join(path, file_name), model_bytes)
         progress(f"validating {file_name} against the Keras model on {task.count(data, 'test')} test images")

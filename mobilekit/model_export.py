@@ -18,7 +18,7 @@ import os
 import numpy as np
 
 from demo_app.preprocess import parse_input_range
-from mobilekit.jobs import check_quantizations
+from mobilekit.jobs import check_quantizations, with_metadata
 from mobilekit.runs import run_dir, update_report
 from models.files import write_bytes, write_text
 from models.image_folder import read_image_files, read_labelled_folder
@@ -174,8 +174,9 @@ def export_model(model_path, task="classify", name=None, labels=None, calibratio
     rows = []
     for quantization in quantizations:
         progress(f"converting {model.name} to {quantization}")
-        model_bytes = convert(model, quantization, representative_data=calibration,
-                              calibration_steps=CALIBRATION_IMAGES)
+        model_bytes = with_metadata(convert(model, quantization, representative_data=calibration,
+                                            calibration_steps=CALIBRATION_IMAGES), task, names, name, quantization,
+                                    input_range)
         file_name = f"model_{quantization}.tflite"
         write_bytes(os.path.join(path, file_name), model_bytes)
         row = {"quantization": quantization, "file": file_name, "size_bytes": len(model_bytes)}

@@ -51,7 +51,8 @@ import keras_layers, models, tflite
 # Keras 3 itself imports OpenCV when it is installed (keras.src.visualization), so the check is
 # that the kit's own OpenCV users (the demo's app, sources, overlays) stay unloaded.
 kit_cv2 = [m for m in sys.modules if m.startswith("demo_app.") and m not in ("demo_app.runtime",
-                                                                             "demo_app.native_log")]
+                                                                             "demo_app.native_log",
+                                                                             "demo_app.metadata")]
 assert not kit_cv2, f"import tflite loaded {kit_cv2}"
 import mobilekit.jobs, mobilekit.report
 assert matplotlib.rcParams._get_backend_or_none() == backend, "a module switched matplotlib's backend"

@@ -14,6 +14,8 @@ import zipfile
 
 from tensorflow.lite.python import schema_py_generated as schema
 
+from demo_app.metadata import read_metadata
+
 _BUILTIN_NAMES = {code: name for name, code in vars(schema.BuiltinOperator).items() if not name.startswith("_")}
 _CUSTOM = schema.BuiltinOperator.CUSTOM
 _DTYPES = {code: name.lower() for name, code in vars(schema.TensorType).items() if not name.startswith("_")}
@@ -269,6 +271,8 @@ def inspect_model(model_bytes, name=None):
         ``signatures``: each signature's key, subgraph, and input/output names -> tensor names.
         ``metadata``: ``Model.metadata`` entries (``name``, ``buffer``, ``bytes``, and ``text`` for
             a short printable value such as ``min_runtime_version``'s).
+        ``model_metadata``: ``None``, or the TFLite Model Metadata as ``demo_app.metadata.read_metadata``
+            reads it (name, task, input normalization, output names, labels).
         ``associated_files``: ``None``, or the zip appended after the flatbuffer (TFLite Model
             Metadata's associated files): its ``offset``, ``bytes`` and member ``names``.
         ``size``: ``file`` (bytes) and ``parts``, which add up to it exactly: ``weights`` (constant
@@ -299,13 +303,18 @@ def inspect_model(model_bytes, name=None):
     except TypeError as error:
         raise ValueError(f"{name} is not a TFLite model: expected bytes, got {type(model_bytes).__name__}") from error
     try:
-        return _read(bytes(data), len(data))
+        report = _read(bytes(data), len(data))
     except _Corrupt as error:
         raise ValueError(f"{name} is not a TFLite model: {error}") from None
     except (struct.error, IndexError, TypeError, ValueError, OverflowError, UnicodeDecodeError, KeyError) as error:
         detail = str(error) if isinstance(error, struct.error) else f"{type(error).__name__}: {error}"
         raise ValueError(f"{name} is not a TFLite model: its flatbuffer is truncated or corrupt "
                          f"({detail})".replace("\n", " ")) from None
+    try:
+        report["model_metadata"] = read_metadata(bytes(data))
+    except ValueError as error:  # "TFLite model <model bytes>: <reason>"
+        raise ValueError(f"{name} is not a TFLite model: {str(error).partition(': ')[2]}") from None
+    return report
 
 
 def _human(n_bytes):
@@ -367,6 +376,14 @@ def inspect_text(report):
         lines.append(f"  {entry['name'] or '?':<{width}}  {_human(entry['bytes']):>10}{text}")
     if not report["metadata"]:
         lines.append("  (none)")
+    described = report.get("model_metadata")
+    if described:
+        labels = described["labels"] or []
+        lines.append(f"  model metadata: {described['name']!r} version {described['version']!r}, task "
+                     f"{described['task']}, input {described['color_space']} (pixel - {described['input_mean']}) / "
+                     f"{described['input_std']}, outputs {', '.join(map(str, described['output_names']))}, "
+                     f"{len(labels)} labels" + (f" ({', '.join(labels[:5])}{', ...' if len(labels) > 5 else ''})"
+                                                if labels else ""))
     associated = report["associated_files"]
     if associated:
         lines.append(f"  associated files (zip appended at byte {associated['offset']:,}, "

@@ -188,3 +188,20 @@ def test_camera_size_must_be_width_x_height(fp32_model_path, image_folder, size)
     with pytest.raises(ValueError) as info:
         run_demo(fp32_model_path, str(image_folder), headless=True, camera_size=size)
     assert str(info.value) == f"--camera-size {size}: expected WIDTHxHEIGHT in pixels, e.g. 640x480"
+
+
+def test_labels_and_input_range_come_from_the_files_metadata(fp32_model_path, image_folder, labels_file, tmp_path):
+    from tflite.metadata import add_metadata
+
+    with open(fp32_model_path, "rb") as f:
+        described = add_metadata(f.read(), name="demo test", description="three classes", version="1", task="classify",
+                                 labels=["cat", "dog", "bird"], input_mean=(127.5,), input_std=(127.5,))
+    path = tmp_path / "described.tflite"
+    path.write_bytes(described)
+    from_file = run_demo(str(path), str(image_folder), headless=True, quiet=True)
+    given = run_demo(str(path), str(image_folder), headless=True, quiet=True, labels=labels_file, input_range="-1,1")
+    assert from_file["predictions"] == given["predictions"]
+    assert {p[2] for p in from_file["predictions"]} <= {"cat", "dog", "bird"}
+    plain = run_demo(fp32_model_path, str(image_folder), headless=True, quiet=True)  # no metadata: 0,255, indices
+    assert [p[3] for p in plain["predictions"]] != [p[3] for p in from_file["predictions"]]
+    assert {p[2] for p in plain["predictions"]} <= {"0", "1", "2"}

@@ -1,6 +1,6 @@
 """``python -m demo_app`` as separate processes in a venv holding only the device install.
 
-The board has ``ai-edge-litert opencv-python-headless numpy pillow`` and the ``demo_app``
+The board has ``ai-edge-litert opencv-python-headless numpy pillow flatbuffers`` and the ``demo_app``
 package, nothing else. These tests build that environment (cached at ``<repo>/.venv-device``)
 and run the demo in it, importing ``demo_app`` from the working tree through ``PYTHONPATH``:
 
@@ -41,7 +41,7 @@ pytestmark = pytest.mark.e2e
 HERE = os.path.dirname(os.path.abspath(__file__))
 MJPEG_SERVER = os.path.join(HERE, "mjpeg_server.py")
 DEVICE_VENV = os.path.join(REPO, ".venv-device")
-DEVICE_PACKAGES = ("ai-edge-litert", "opencv-python-headless", "numpy", "pillow")
+DEVICE_PACKAGES = ("ai-edge-litert", "opencv-python-headless", "numpy", "pillow", "flatbuffers")
 STAMP = os.path.join(DEVICE_VENV, ".device-install")  # written once the install finished
 TF_SIDE = ("tensorflow", "keras", "tf_keras")  # must not be importable on the device
 INSTALL_TIMEOUT_S = 900

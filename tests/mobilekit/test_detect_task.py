@@ -4,6 +4,7 @@ import json
 import os
 
 import pytest
+from mediapipe_venv import assert_mediapipe_agrees_with_the_demo, mediapipe_python  # noqa: F401
 
 from mobilekit.quickstart import quickstart
 
@@ -11,7 +12,8 @@ TINY = {"alpha": 0.35, "epochs": 1, "batch_size": 16, "train_images": 32, "valid
 
 
 @pytest.mark.e2e
-def test_detect_quickstart_writes_every_output_and_the_fp32_file_keeps_the_keras_map(tmp_path, monkeypatch):
+def test_detect_quickstart_writes_every_output_and_the_fp32_file_keeps_the_keras_map(
+        tmp_path, monkeypatch, mediapipe_python):
     monkeypatch.chdir(tmp_path)
     report = quickstart("detect", "det", bench_runs=3, progress=lambda _: None, **TINY)
     run = tmp_path / "runs" / "det"
@@ -30,3 +32,6 @@ def test_detect_quickstart_writes_every_output_and_the_fp32_file_keeps_the_keras
     assert "TFLite_Detection_PostProcess" in int8["ops"] and "FlexDelegate" not in int8["ops"]
     assert int8["size_bytes"] < 0.5 * fp32["size_bytes"]
     assert report["demo"]["frames"] == len(os.listdir(run / "demo_frames")) == 12
+    # MediaPipe Tasks reads the files' metadata and agrees with the demo on the held-out clip
+    assert_mediapipe_agrees_with_the_demo(mediapipe_python, run, "detect", run / "test_images.avi",
+                                          tmp_path / "mediapipe")

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from demo_app.metadata import read_metadata
 from demo_app.runtime import TFLiteModel
 from keras_layers.keras_api import keras
 from mobilekit import runs
@@ -119,6 +120,10 @@ def test_keras_applications_mobilenet_v2_exports_fp32_and_int8_that_agree(digits
     assert rows["fp32"]["top1_agreement"] == 1.0 and rows["fp32"]["max_abs_diff"] < 1e-4
     assert rows["int8"]["top1_agreement"] >= 0.99, rows["int8"]
     assert rows["fp32"]["keras_accuracy"] > 0.9
+    for row in rows.values():  # what other runtimes read: labels and the input normalization of [-1, 1]
+        metadata = read_metadata(str(run / row["file"]))
+        assert metadata["labels"] == list(DIGITS) and metadata["task"] == "classify"
+        assert (metadata["input_mean"], metadata["input_std"]) == ([127.5], [127.5])
     assert TFLiteModel(str(run / "model_int8.tflite")).input_dtype == np.uint8
 
 
@@ -138,6 +143,8 @@ def test_free_input_size_becomes_a_static_batch_1_input(folders, runs_root, tmp_
                  progress=lambda *_: None)
     tflite = TFLiteModel(str(runs_root / "v3" / "model_fp32.tflite"))  # XNNPACK resizes nothing: it runs
     assert tflite.input_shape == (1, 64, 64, 3)
+    metadata = read_metadata(str(runs_root / "v3" / "model_fp32.tflite"))
+    assert metadata["labels"] == list(CLASSES) and (metadata["input_mean"], metadata["input_std"]) == ([0.0], [1.0])
     expected = model.predict(pixels[:4].astype(np.float32), verbose=0)
     actual = np.concatenate([tflite.run(image)[0] for image in pixels[:4].astype(np.float32)])
     np.testing.assert_allclose(actual, expected, atol=1e-4)

@@ -3,12 +3,13 @@ import json
 import os
 
 import pytest
+from mediapipe_venv import assert_mediapipe_agrees_with_the_demo, mediapipe_python  # noqa: F401
 
 from mobilekit.quickstart import quickstart
 
 
 @pytest.mark.e2e
-def test_quickstart_trains_exports_validates_times_and_demos(tmp_path, monkeypatch):
+def test_quickstart_trains_exports_validates_times_and_demos(tmp_path, monkeypatch, mediapipe_python):
     monkeypatch.chdir(tmp_path)
     report = quickstart(progress=lambda _: None)
     run = tmp_path / "runs" / "quickstart"
@@ -25,3 +26,6 @@ def test_quickstart_trains_exports_validates_times_and_demos(tmp_path, monkeypat
     assert [os.path.basename(row["model"]) for row in report["bench"]] == ["model_fp32.tflite", "model_int8.tflite"]
     assert report["demo"]["frames"] == len(os.listdir(run / "demo_frames")) == 60
     assert report["demo"]["accuracy_on_clip"] >= 0.9
+    # MediaPipe Tasks reads the files' metadata and agrees with the demo on the held-out clip
+    assert_mediapipe_agrees_with_the_demo(mediapipe_python, run, "classify", run / "test_digits.avi",
+                                          tmp_path / "mediapipe")

@@ -9,6 +9,7 @@ import os
 
 import numpy as np
 import pytest
+from mediapipe_venv import assert_mediapipe_agrees_with_the_demo, mediapipe_python  # noqa: F401
 
 from mobilekit.cli import main
 from mobilekit.quickstart import quickstart
@@ -18,7 +19,7 @@ TINY = {"backbone": "mobilenet_v3_small", "alpha": 0.35, "image_size": 32, "epoc
 
 
 @pytest.mark.e2e
-def test_segment_quickstart_writes_every_output_and_tflite_matches_keras(tmp_path, monkeypatch):
+def test_segment_quickstart_writes_every_output_and_tflite_matches_keras(tmp_path, monkeypatch, mediapipe_python):
     monkeypatch.chdir(tmp_path)
     report = quickstart("segment", "seg", bench_runs=3, progress=lambda _: None, **TINY)
     run = tmp_path / "runs" / "seg"
@@ -36,6 +37,9 @@ def test_segment_quickstart_writes_every_output_and_tflite_matches_keras(tmp_pat
     assert "FlexDelegate" not in int8["ops"] and "RESIZE_BILINEAR" in int8["ops"]
     assert report["training"]["test_miou"] == pytest.approx(fp32["keras_miou"])
     assert report["demo"]["frames"] == len(os.listdir(run / "demo_frames")) == 12
+    # MediaPipe Tasks reads the files' metadata and agrees with the demo on the held-out clip
+    assert_mediapipe_agrees_with_the_demo(mediapipe_python, run, "segment", run / "test_shapes.avi",
+                                          tmp_path / "mediapipe")
 
 
 def test_segment_cli_errors(tmp_path, monkeypatch, capsys):

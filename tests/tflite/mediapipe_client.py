@@ -3,13 +3,14 @@
 Run by the Python of a virtual environment with ``mediapipe`` (it depends on opencv-contrib-python, which
 clashes with the kit's opencv-python-headless, so not the kit's own)::
 
-    .venv-mediapipe/bin/python tests/tflite/mediapipe_client.py MODEL.tflite classify|detect|segment IMAGE
+    .venv-mediapipe/bin/python tests/tflite/mediapipe_client.py MODEL.tflite classify|detect|segment IMAGE...
 
 Prints one JSON object: ``metadata`` (name, min_parser_version and output tensor names, parsed with
-MediaPipe's own generated metadata_schema.fbs code: an independent reader of the kit's metadata) and per task
-classify: ``categories`` (index, label, score; best first); detect: ``detections`` (label, index, score,
-``box`` [x, y, width, height] in pixels); segment: ``labels``, ``mask_shape``, ``class_counts`` (pixels per
-class of the category mask) and ``confidence_means``. MediaPipe's errors go to stderr with exit status 1.
+MediaPipe's own generated metadata_schema.fbs code: an independent reader of the kit's metadata) and
+``images``, one result per image: classify: ``categories`` (index, label, score; best first); detect:
+``detections`` (label, index, score, ``box`` [x, y, width, height] in pixels); segment: ``labels``,
+``mask_shape``, ``class_counts`` (pixels per class of the category mask), ``confidence_means`` and ``mask``
+(the category mask as nested lists). MediaPipe's errors go to stderr with exit status 1.
 """
 import json
 import sys
@@ -37,16 +38,19 @@ def metadata(path):
             "output_names": [t.name.decode() for t in outputs]}
 
 
-def classify(options, image):
+def classify(options, images):
     with vision.ImageClassifier.create_from_options(vision.ImageClassifierOptions(options, max_results=-1)) as task:
-        result = task.classify(image)
-    return {"categories": [{"index": c.index, "label": c.category_name, "score": c.score}
-                           for c in result.classifications[0].categories]}
+        results = [task.classify(image) for image in images]
+    return [{"categories": [{"index": c.index, "label": c.category_name, "score": c.score}
+                            for c in result.classifications[0].categories]} for result in results]
 
 
-def detect(options, image):
+def detect(options, images):
     with vision.ObjectDetector.create_from_options(vision.ObjectDetectorOptions(options)) as task:
-        result = task.detect(image)
+        return [_detections(task.detect(image)) for image in images]
+
+
+def _detections(result):
     detections = []
     for detection in result.detections:
         box, best = detection.bounding_box, detection.categories[0]
@@ -55,24 +59,27 @@ def detect(options, image):
     return {"detections": detections}
 
 
-def segment(options, image):
+def segment(options, images):
     segmenter_options = vision.ImageSegmenterOptions(options, output_category_mask=True)
     with vision.ImageSegmenter.create_from_options(segmenter_options) as task:
-        labels, result = task.labels, task.segment(image)
+        return [_masks(task.labels, task.segment(image)) for image in images]
+
+
+def _masks(labels, result):
     mask = result.category_mask.numpy_view()
-    return {"labels": labels, "mask_shape": list(mask.shape),
+    return {"labels": labels, "mask_shape": list(mask.shape), "mask": mask.tolist(),
             "class_counts": np.bincount(mask.ravel(), minlength=len(labels)).tolist(),
             "confidence_means": [float(m.numpy_view().mean()) for m in result.confidence_masks]}
 
 
-def main(model, task, image):
+def main(model, task, *images):
     run = {"classify": classify, "detect": detect, "segment": segment}[task]
-    found = run(BaseOptions(model_asset_path=model), mp.Image.create_from_file(image))
-    print(json.dumps({"mediapipe": mp.__version__, "metadata": metadata(model), **found}))
+    found = run(BaseOptions(model_asset_path=model), [mp.Image.create_from_file(image) for image in images])
+    print(json.dumps({"mediapipe": mp.__version__, "metadata": metadata(model), "images": found}))
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 4:
+    if len(sys.argv) < 4:
         sys.exit(__doc__)
     try:
         main(*sys.argv[1:])

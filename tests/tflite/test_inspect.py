@@ -280,3 +280,16 @@ def test_the_text_has_operators_inputs_outputs_metadata_and_sizes(files):
     assert re.search(rf"^  total\s+{len(files['int8']):,} B\s+100\.0%$", text, re.M)
     percents = [float(p) for p in re.findall(r"B\s+([\d.]+)%", text.split("\nSize\n")[1])]
     assert sum(percents[:-1]) == pytest.approx(100.0, abs=0.1 * len(percents))
+
+
+def test_model_metadata_is_read_and_shown(files):
+    from tflite.metadata import add_metadata
+
+    described = add_metadata(files["fp32"], name="net", description="d", version="7", task="classify",
+                             labels=[f"class{i}" for i in range(5)], input_mean=(127.5,), input_std=(127.5,))
+    report = inspect_model(described)
+    assert inspect_model(files["fp32"])["model_metadata"] is None
+    found = report["model_metadata"]
+    assert found["labels"] == [f"class{i}" for i in range(5)] and found["input_mean"] == [127.5]
+    assert "model metadata: 'net' version '7', task classify" in inspect_text(report)
+    assert "5 labels (class0, class1, class2, class3, class4)" in inspect_text(report)
