@@ -1,61 +1,28 @@
 """MediaPipe Tasks as a client of the kit's files, in a virtual environment of its own.
 
 MediaPipe depends on opencv-contrib-python, which clashes with the kit's opencv-python-headless in one
-environment, so it runs in ``<repo>/.venv-mediapipe`` (made on first use under a lock; a stamp file marks a
-finished install) through ``tests/tflite/mediapipe_client.py``. Used as a fixture, ``mediapipe_python``.
+environment, so it runs in ``<repo>/.venv-mediapipe`` (made on first use, ``cached_venv``) through
+``tests/tflite/mediapipe_client.py``. Used as a fixture, ``mediapipe_python``.
 """
-import fcntl
 import json
 import os
-import shutil
 import subprocess
 
 import cv2
 import pytest
+from cached_venv import cached_venv
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 VENV = os.path.join(REPO, ".venv-mediapipe")
 PACKAGE = "mediapipe==1.2.3"  # the version these checks were made with
-STAMP = os.path.join(VENV, ".mediapipe-install")  # holds PACKAGE once the install finished
 CLIENT = os.path.join(HERE, "tflite", "mediapipe_client.py")
-INSTALL_TIMEOUT_S = 900
-
-
-def _install_step(args, what):
-    try:
-        done = subprocess.run(args, capture_output=True, text=True, timeout=INSTALL_TIMEOUT_S)
-    except subprocess.TimeoutExpired:
-        pytest.fail(f"{what} took over {INSTALL_TIMEOUT_S} s (is the package index reachable?)")
-    if done.returncode:
-        pytest.fail(f"{what} failed with exit code {done.returncode} (the MediaPipe checks need {PACKAGE} from "
-                    f"the package index):\n{(done.stdout + done.stderr)[-3000:]}")
-
-
-def _stamped():
-    if not os.path.isfile(STAMP):
-        return False
-    with open(STAMP) as f:
-        return f.read().strip() == PACKAGE
 
 
 @pytest.fixture(scope="session")
 def mediapipe_python():
-    """``<repo>/.venv-mediapipe/bin/python`` with MediaPipe installed; made (under a lock) when not stamped."""
-    python = os.path.join(VENV, "bin", "python")
-    os.makedirs(VENV, exist_ok=True)
-    with open(os.path.join(VENV, ".lock"), "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if os.access(python, os.X_OK) and _stamped():
-            return python
-        base = shutil.which("python3")
-        if base is None:
-            pytest.fail("no python3 on PATH to make the MediaPipe venv with")
-        _install_step([base, "-m", "venv", VENV], f"python3 -m venv {VENV}")
-        _install_step([python, "-m", "pip", "install", "-q", PACKAGE], f"pip install {PACKAGE} into {VENV}")
-        with open(STAMP, "w") as f:
-            f.write(PACKAGE + "\n")
-    return python
+    """``<repo>/.venv-mediapipe/bin/python`` with MediaPipe installed (made on first use)."""
+    return cached_venv(VENV, (PACKAGE,))
 
 
 def run_client(python, model, task, images, folder):
@@ -97,6 +64,21 @@ def _iou(a, b):
     return height * width / union if union > 0 else 0.0
 
 
+def _as_mediapipe_box(box, size):
+    """A raw ``[ymin, xmin, ymax, xmax]`` box in [0, 1] (unclipped, as ``TFLite_Detection_PostProcess`` gives it)
+    in MediaPipe's convention, as corners in pixels: MediaPipe moves a negative origin to 0 but keeps the box's
+    width and height (measured: a box from y -0.15 to 0.49 comes back as y 0, height 62 of 96)."""
+    ymin, xmin, ymax, xmax = (float(v) * size for v in box)
+    x, y = max(xmin, 0.0), max(ymin, 0.0)
+    return [y, x, y + ymax - ymin, x + xmax - xmin]
+
+
+def _corners(box):
+    """MediaPipe's ``[x, y, width, height]`` as ``[ymin, xmin, ymax, xmax]``."""
+    x, y, width, height = box
+    return [y, x, y + height, x + width]
+
+
 def assert_mediapipe_agrees_with_the_demo(python, run, task, clip, folder, count=20):
     """MediaPipe Tasks on the run's exported fp32 and int8 files (their metadata alone: no labels or ranges
     given) against the kit's demo on the held-out clip's frames: the same top-1 labels (classify); the same
@@ -105,7 +87,6 @@ def assert_mediapipe_agrees_with_the_demo(python, run, task, clip, folder, count
     import numpy as np
 
     from demo_app.app import run_demo
-    from demo_app.detection import detections
     from demo_app.runtime import TFLiteModel
     from demo_app.segmentation import class_map
 
@@ -124,15 +105,17 @@ def assert_mediapipe_agrees_with_the_demo(python, run, task, clip, folder, count
         elif task == "detect":
             matched = 0
             for image, result in zip(images, found):
-                boxes, classes, scores = detections(kit.run(image.astype(np.float32)), min_score=0.0)
-                theirs = sorted(result["detections"], key=lambda d: -d["score"])
-                assert len(theirs) == len(scores), (quantization, len(theirs), len(scores))
-                size = image.shape[0]
-                for box, label, score, detection in zip(boxes, classes, scores, theirs):
-                    x, y, width, height = detection["box"]
-                    box_theirs = [y / size, x / size, (y + height) / size, (x + width) / size]
-                    assert detection["label"] == labels[label] and abs(detection["score"] - score) <= 0.02
-                    assert _iou(box, box_theirs) >= 0.9, (quantization, box, box_theirs)
+                raw_boxes, raw_classes, raw_scores, count = kit.run(image.astype(np.float32))
+                count = int(count.reshape(-1)[0])
+                boxes, classes, scores = raw_boxes[0, :count], raw_classes[0, :count].astype(int), raw_scores[0, :count]
+                theirs = list(result["detections"])
+                assert len(theirs) == count, (quantization, len(theirs), count)
+                for box, label, score in zip(boxes, classes, scores):  # each kit box has its MediaPipe twin
+                    expected = _as_mediapipe_box(box, image.shape[0])
+                    twin = next((d for d in theirs if d["label"] == labels[label] and abs(d["score"] - score) <= 0.02
+                                 and _iou(expected, _corners(d["box"])) >= 0.9), None)
+                    assert twin is not None, (quantization, box, labels[label], score, result["detections"])
+                    theirs.remove(twin)
                     matched += 1
             figures[quantization] = {"images": len(images), "detections": matched}
         else:

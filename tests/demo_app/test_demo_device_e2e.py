@@ -14,7 +14,6 @@ The .tflite models are made in the test process (TensorFlow, the main venv) and 
 as files.
 """
 import contextlib
-import fcntl
 import http.client
 import json
 import os
@@ -30,6 +29,7 @@ import urllib.request
 import cv2
 import numpy as np
 import pytest
+from cached_venv import cached_venv
 from demo_helpers import REPO
 
 from demo_app.live_page import MAX_STREAM_FPS
@@ -42,9 +42,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 MJPEG_SERVER = os.path.join(HERE, "mjpeg_server.py")
 DEVICE_VENV = os.path.join(REPO, ".venv-device")
 DEVICE_PACKAGES = ("ai-edge-litert", "opencv-python-headless", "numpy", "pillow", "flatbuffers")
-STAMP = os.path.join(DEVICE_VENV, ".device-install")  # written once the install finished
 TF_SIDE = ("tensorflow", "keras", "tf_keras")  # must not be importable on the device
-INSTALL_TIMEOUT_S = 900
 NO_DISPLAY_LINE = "demo_app: error: no display available: run with --headless (and --output or --serve)"
 
 
@@ -62,38 +60,9 @@ def _base_python():
     return python
 
 
-def _run_install_step(args, what):
-    try:
-        done = subprocess.run(args, capture_output=True, text=True, timeout=INSTALL_TIMEOUT_S)
-    except subprocess.TimeoutExpired:
-        pytest.fail(f"{what} took over {INSTALL_TIMEOUT_S} s (is the package index reachable?)")
-    if done.returncode:
-        pytest.fail(f"{what} failed with exit code {done.returncode} (offline? the device venv needs "
-                    f"{' '.join(DEVICE_PACKAGES)} from the package index):\n{(done.stdout + done.stderr)[-3000:]}")
-
-
 def ensure_device_venv():
-    """``<repo>/.venv-device/bin/python``: a venv with the device install, made on first use.
-
-    The stamp file records the finished install (and its package list); without it the venv
-    is (re)made and the packages (re)installed. A lock keeps two test runs from building it at once.
-    """
-    python = os.path.join(DEVICE_VENV, "bin", "python")
-    os.makedirs(DEVICE_VENV, exist_ok=True)
-    with open(os.path.join(DEVICE_VENV, ".lock"), "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if os.path.isfile(STAMP) and os.access(python, os.X_OK):
-            with open(STAMP) as f:
-                if f.read().split() == list(DEVICE_PACKAGES):
-                    return python
-        if os.path.exists(STAMP):
-            os.remove(STAMP)
-        _run_install_step([_base_python(), "-m", "venv", DEVICE_VENV], f"python3 -m venv {DEVICE_VENV}")
-        _run_install_step([python, "-m", "pip", "install", "-q", *DEVICE_PACKAGES],
-                          f"pip install {' '.join(DEVICE_PACKAGES)} into {DEVICE_VENV}")
-        with open(STAMP, "w") as f:
-            f.write("\n".join(DEVICE_PACKAGES) + "\n")
-    return python
+    """``<repo>/.venv-device/bin/python``: a venv with the device install, made on first use."""
+    return cached_venv(DEVICE_VENV, DEVICE_PACKAGES, _base_python())
 
 
 def device_env(display=None, **extra):

@@ -5,6 +5,7 @@ import os
 
 import numpy as np
 import pytest
+from batch_norm import calibrate_batch_norm
 from PIL import Image
 
 from demo_app.metadata import read_metadata
@@ -43,19 +44,6 @@ def folders(tmp_path_factory):
     return root
 
 
-def _batch_norm_statistics(model, images):
-    """Set every batch norm's moving statistics to those of ``images``, as training would: with the initial
-    ones (mean 0, variance 1) a random-weight network's activations fade to ~1e-10 and every image gets the
-    same scores, so an agreement could not fail."""
-    norms = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
-    for layer in norms:
-        layer.momentum = 0.0
-    model(images, training=True)
-    for layer in norms:
-        layer.momentum = 0.999
-    return model
-
-
 @pytest.fixture(scope="module")
 def digits_mobilenet_v2(tmp_path_factory):
     """A keras.applications MobileNetV2 (alpha 0.35, 48x48, inputs in [-1, 1]) trained briefly on the kit's
@@ -76,7 +64,7 @@ def digits_mobilenet_v2(tmp_path_factory):
     model.compile(keras.optimizers.Adam(3e-3), "sparse_categorical_crossentropy")
     train = to_model_range(data.train.images, "-1,1")
     model.fit(train, data.train.labels, epochs=12, batch_size=64, verbose=0)
-    _batch_norm_statistics(model, train[:600])  # 240 steps at momentum 0.999 leave the initial statistics
+    calibrate_batch_norm(model, train[:600])  # 240 steps at momentum 0.999 leave the initial statistics
     path = root / "mobilenet_v2.keras"
     model.save(path)
     for index, image in enumerate(data.train.images[:200]):
@@ -133,7 +121,7 @@ def test_free_input_size_becomes_a_static_batch_1_input(folders, runs_root, tmp_
                                                 include_preprocessing=True)
     assert tuple(model.inputs[0].shape) == (None, None, None, 3)
     pixels, _ = read_image_files(str(folders / "calibration"), 64)
-    _batch_norm_statistics(model, pixels.astype(np.float32))
+    calibrate_batch_norm(model, pixels.astype(np.float32))
     path = tmp_path / "v3.keras"
     model.save(path)
     with pytest.raises(ValueError, match="has free height and width: give --image-size"):

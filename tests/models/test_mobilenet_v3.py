@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 
 import layer_contract
+from batch_norm import calibrate_batch_norm
 from keras_layers.activations import HardSwish, SqueezeExcite
 from keras_layers.keras_api import keras
 from models import profile
@@ -88,17 +89,6 @@ def test_serialization_round_trip(tmp_path):
     restored = keras.models.load_model(path)
     x = np.random.default_rng(1).uniform(-1, 1, (1, 32, 32, 3)).astype("float32")
     np.testing.assert_allclose(restored(x, training=False), model(x, training=False), atol=1e-6)
-
-
-def calibrate_batch_norm(model, x):
-    """Set every batch norm's moving statistics to those of ``x`` (one training-mode pass),
-    so that a randomly initialised deep network keeps a signal in inference mode."""
-    norms = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
-    for layer in norms:
-        layer.momentum = 0.0
-    model(x, training=True)
-    for layer in norms:
-        layer.momentum = 0.999
 
 
 def test_small_instance_converts_to_builtin_tflite_fp32_and_int8():
