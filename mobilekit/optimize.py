@@ -27,6 +27,7 @@ import time
 import numpy as np
 
 from keras_layers.keras_api import keras
+from mobilekit.jobs import with_metadata
 from mobilekit.plots import new_figure, save_figure
 from mobilekit.runs import load_report, load_trained_run, run_dir, run_path, update_report
 from mobilekit.tasks.classify import CLASSIFY
@@ -52,9 +53,12 @@ def copy_model(model):
     return clone
 
 
-def export_file(model, file_name, quantization, dataset, folder):
-    """Convert, write and validate one file; return its row (bytes, gzip bytes, sparsity, accuracy)."""
+def export_file(model, file_name, quantization, dataset, folder, describe=None):
+    """Convert, write and validate one file (``describe``: adds metadata to its bytes); return its row (bytes,
+    gzip bytes, sparsity, accuracy)."""
     model_bytes = convert(model, quantization, representative_data=dataset.train[0])
+    if describe:
+        model_bytes = describe(model_bytes)
     write_bytes(os.path.join(folder, file_name), model_bytes)
     check = validate(model_bytes, model, *dataset.test)
     return {"file": file_name, "size_bytes": len(model_bytes), "gzip_bytes": len(gzip.compress(model_bytes)),
@@ -214,16 +218,19 @@ def export_optimized(name, qat_epochs=0, prune_sparsity=0.0, finetune_epochs=3, 
     # the run's trained weights replace everything: no pretrained file is read again
     model = build_model({**config, "classes": CLASSIFY.classes(dataset), "weights": None})
     qat.load_layer_weights(model, os.path.join(path, "weights.npz"))
+    labels = CLASSIFY.labels(dataset)
     rows = []
     if qat_epochs:
         progress(f"QAT fine-tuning for {qat_epochs} epochs")
         quantized = qat.quantize_model(copy_model(model))
         qat.fine_tune(quantized, dataset, epochs=qat_epochs)
-        rows.append(export_file(quantized, "model_qat_int8.tflite", "int8", dataset, path))
+        rows.append(export_file(quantized, "model_qat_int8.tflite", "int8", dataset, path,
+                                lambda data: with_metadata(data, CLASSIFY.name, labels, name, "QAT int8")))
     if prune_sparsity:
         progress(f"magnitude pruning to {prune_sparsity:.0%} over {finetune_epochs} epochs")
         pruned = prune_and_fine_tune(model, dataset, prune_sparsity, finetune_epochs)
-        rows.append(export_file(pruned, "model_pruned_int8.tflite", "int8", dataset, path))
+        rows.append(export_file(pruned, "model_pruned_int8.tflite", "int8", dataset, path,
+                                lambda data: with_metadata(data, CLASSIFY.name, labels, name, "pruned int8")))
     for row in rows:
         progress(f"{row['file']}: {row['size_bytes'] / 1e6:.2f} MB ({row['gzip_bytes'] / 1e6:.2f} MB gzipped), "
                  f"sparsity {row['sparsity']:.2f}, accuracy {row['tflite_accuracy']:.4f} "

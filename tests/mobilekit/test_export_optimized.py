@@ -5,6 +5,7 @@ import json
 
 import pytest
 
+from demo_app.metadata import read_metadata
 from mobilekit.cli import main
 from mobilekit.jobs import train
 
@@ -26,5 +27,7 @@ def test_qat_and_pruned_export_of_a_trained_run(arch, options, least_sparsity, t
         # the int8 file computes what the fine-tuned Keras model computes (class probabilities; top-1
         # agreement says little about a network one epoch from its initialization)
         assert row["mean_abs_diff"] < 0.02, row
+        metadata = read_metadata(str(tmp_path / "runs" / "run" / file_name))  # labels for other runtimes
+        assert metadata["labels"] == (tmp_path / "runs" / "run" / "labels.txt").read_text().split()
     assert rows["model_pruned_int8.tflite"]["sparsity"] >= least_sparsity
     assert rows["model_qat_int8.tflite"]["sparsity"] < 0.05
