@@ -34,7 +34,7 @@ def run_client(python, model, task, images, folder):
         paths.append(os.path.join(folder, f"image_{index:04d}.png"))
         cv2.imwrite(paths[-1], cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV")}
-    done = subprocess.run([python, CLIENT, str(model), task, *paths], capture_output=True, text=True,
+    done = subprocess.run([python, CLIENT, os.path.abspath(model), task, *paths], capture_output=True, text=True,
                           timeout=600, env=env, cwd=folder)
     assert done.returncode == 0, f"MediaPipe failed on {model}: {done.stderr.strip()[-2000:]}"
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -66,11 +66,13 @@ def _iou(a, b):
 
 def _as_mediapipe_box(box, size):
     """A raw ``[ymin, xmin, ymax, xmax]`` box in [0, 1] (unclipped, as ``TFLite_Detection_PostProcess`` gives it)
-    in MediaPipe's convention, as corners in pixels: MediaPipe moves a negative origin to 0 but keeps the box's
-    width and height (measured: a box from y -0.15 to 0.49 comes back as y 0, height 62 of 96)."""
+    as MediaPipe reports it, in whole pixels, as corners: origin and size truncated to integers, a negative
+    origin moved to 0 with the size kept (measured: a box 18.5 px wide at x 30.8 comes back as x 30, width 18;
+    one from y -0.15 to 0.49 of 96 px as y 0, height 61-62). Small boxes lose over 10% IoU to that rounding, so
+    the kit's box is rounded the same way before the comparison."""
     ymin, xmin, ymax, xmax = (float(v) * size for v in box)
-    x, y = max(xmin, 0.0), max(ymin, 0.0)
-    return [y, x, y + ymax - ymin, x + xmax - xmin]
+    x, y = max(int(xmin), 0), max(int(ymin), 0)
+    return [y, x, y + int(ymax - ymin), x + int(xmax - xmin)]
 
 
 def _corners(box):
@@ -82,8 +84,9 @@ def _corners(box):
 def assert_mediapipe_agrees_with_the_demo(python, run, task, clip, folder, count=20):
     """MediaPipe Tasks on the run's exported fp32 and int8 files (their metadata alone: no labels or ranges
     given) against the kit's demo on the held-out clip's frames: the same top-1 labels (classify); the same
-    detections, IoU >= 0.9, same label, score within 0.02 (detect); category masks agreeing on >= 99% of
-    pixels (segment). Returns the figures, per file."""
+    detections, IoU >= 0.9, same label, score within 0.02 (detect; of detections whose scores tie, MediaPipe may
+    return fewer: measured, 10 of 20 from an int8 file that scored every box alike, so such a tie is allowed and
+    counted); category masks agreeing on >= 99% of pixels (segment). Returns the figures, per file."""
     import numpy as np
 
     from demo_app.app import run_demo
@@ -103,21 +106,28 @@ def assert_mediapipe_agrees_with_the_demo(python, run, task, clip, folder, count
             assert [r["categories"][0]["label"] for r in found] == [p[2] for p in demo], quantization
             figures[quantization] = {"images": len(images), "top1_agreement": 1.0}
         elif task == "detect":
-            matched = 0
+            matched = dropped = 0
             for image, result in zip(images, found):
                 raw_boxes, raw_classes, raw_scores, count = kit.run(image.astype(np.float32))
                 count = int(count.reshape(-1)[0])
-                boxes, classes, scores = raw_boxes[0, :count], raw_classes[0, :count].astype(int), raw_scores[0, :count]
-                theirs = list(result["detections"])
-                assert len(theirs) == count, (quantization, len(theirs), count)
-                for box, label, score in zip(boxes, classes, scores):  # each kit box has its MediaPipe twin
-                    expected = _as_mediapipe_box(box, image.shape[0])
-                    twin = next((d for d in theirs if d["label"] == labels[label] and abs(d["score"] - score) <= 0.02
-                                 and _iou(expected, _corners(d["box"])) >= 0.9), None)
-                    assert twin is not None, (quantization, box, labels[label], score, result["detections"])
-                    theirs.remove(twin)
+                kit_boxes = [(_as_mediapipe_box(box, image.shape[0]), labels[int(label)], float(score))
+                             for box, label, score in zip(raw_boxes[0, :count], raw_classes[0, :count],
+                                                          raw_scores[0, :count])]
+                left = list(kit_boxes)
+                for detection in result["detections"]:  # each MediaPipe detection is one of the kit's
+                    candidates = [k for k in left
+                                  if k[1] == detection["label"] and abs(k[2] - detection["score"]) <= 0.02]
+                    twin = max(candidates, key=lambda k: _iou(k[0], _corners(detection["box"])), default=None)
+                    assert twin is not None and _iou(twin[0], _corners(detection["box"])) >= 0.9, (
+                        quantization, detection, kit_boxes)
+                    left.remove(twin)
                     matched += 1
-            figures[quantization] = {"images": len(images), "detections": matched}
+                kept = [k for k in kit_boxes if k not in left]
+                for box, label, score in left:  # MediaPipe returns fewer of a set of detections tied in score
+                    assert any(k[1] == label and abs(k[2] - score) < 1e-6 for k in kept), (
+                        quantization, "a detection MediaPipe did not return", box, label, score, result["detections"])
+                dropped += len(left)
+            figures[quantization] = {"images": len(images), "detections": matched, "tied_not_returned": dropped}
         else:
             agreement = [np.mean(np.asarray(result["mask"]) == class_map(kit.run(image.astype(np.float32))[0],
                                                                            *image.shape[:2]))

@@ -8,7 +8,9 @@ from mediapipe_venv import assert_mediapipe_agrees_with_the_demo, mediapipe_pyth
 
 from mobilekit.quickstart import quickstart
 
-TINY = {"alpha": 0.35, "epochs": 1, "batch_size": 16, "train_images": 32, "validation_images": 8, "test_images": 12}
+# 8 epochs on 96 images: after 1 epoch on 32 the int8 file scores all 20 boxes of a frame alike (one quantized
+# value), and MediaPipe's ObjectDetector returns 10 of such tied detections, so no comparison can be made.
+TINY = {"alpha": 0.35, "epochs": 8, "batch_size": 16, "train_images": 96, "validation_images": 8, "test_images": 12}
 
 
 @pytest.mark.e2e
