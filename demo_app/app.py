@@ -158,6 +158,7 @@ def run_demo(model, source, labels=None, output=None, headless=False, num_thread
         log(f"live page: {live.url}")
 
     latencies, predictions, fps, keep, stopped, sink = [], [], None, False, False, None
+
     def prepare(frame):
         return model.quantize(preprocess(frame, model.input_shape, input_range)[None])
 

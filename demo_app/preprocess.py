@@ -51,8 +51,13 @@ def resize(frame, height, width):
 def preprocess(frame, input_shape, input_range="0,255"):
     """An RGB ``HxWx3`` uint8 frame -> a float32 ``(height, width, channels)`` input (no batch axis)."""
     height, width, channels = image_size(input_shape)
-    low, high = parse_input_range(input_range)
     x = resize(np.asarray(frame), height, width)
     if channels == 1:
         x = cv2.cvtColor(x, cv2.COLOR_RGB2GRAY)[..., None]
-    return x.astype(np.float32) * np.float32((high - low) / 255.0) + np.float32(low)
+    return to_input_range(x, input_range)
+
+
+def to_input_range(pixels, input_range):
+    """uint8 pixels (any shape) as float32 in the model's ``input_range`` (``parse_input_range``)."""
+    low, high = parse_input_range(input_range)
+    return np.asarray(pixels).astype(np.float32) * np.float32((high - low) / 255.0) + np.float32(low)

@@ -17,7 +17,8 @@ import os
 
 import numpy as np
 
-from demo_app.preprocess import parse_input_range
+from demo_app.app import load_labels
+from demo_app.preprocess import parse_input_range, to_input_range
 from mobilekit.jobs import check_quantizations, with_metadata
 from mobilekit.runs import run_dir, update_report
 from models.files import write_bytes, write_text
@@ -95,21 +96,12 @@ def static_input_model(model, image_size=None):
     return keras.Model(image, model(image), name=model.name)
 
 
-def to_model_range(images, input_range):
-    """uint8 pixels as float32 in the model's ``input_range`` (``"0,255"``, ``"0,1"`` or ``"-1,1"``)."""
-    low, high = parse_input_range(input_range)
-    return np.asarray(images, np.float32) * np.float32((high - low) / 255.0) + np.float32(low)
-
-
 def read_labels(path, count):
-    """Labels from ``path`` (one per line; ``count`` of them for a model of ``count`` classes), or the
-    class indices as names without a file."""
+    """Labels from ``path`` (the demo's ``load_labels``; ``count`` of them for a model of ``count`` classes), or
+    the class indices as names without a file."""
     if path is None:
         return [str(i) for i in range(count)]
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"labels file not found: {path}")
-    with open(path, encoding="utf-8") as f:
-        labels = [line.strip() for line in f.read().splitlines() if line.strip()]
+    labels = load_labels(path)
     if len(labels) != count:
         raise ValueError(f"labels file {path} has {len(labels)} labels but the model scores {count} classes; "
                          f"expected one label per line, in class order")
@@ -155,17 +147,17 @@ def export_model(model_path, task="classify", name=None, labels=None, calibratio
     calibration = None
     if calibration_data:
         pixels, skipped = read_image_files(calibration_data, height)
-        calibration = to_model_range(pixels[:CALIBRATION_IMAGES], input_range)
+        calibration = to_input_range(pixels[:CALIBRATION_IMAGES], input_range)
         progress(f"calibration: {len(calibration)} images from {calibration_data}"
                  + (f" ({len(skipped)} unreadable skipped)" if skipped else ""))
     validation = None
     if validation_data:
         if task == "classify":
             split, skipped = read_labelled_folder(validation_data, height, names)
-            validation = (to_model_range(split.images, input_range), split.labels)
+            validation = (to_input_range(split.images, input_range), split.labels)
         else:
             pixels, skipped = read_image_files(validation_data, height)
-            validation = (to_model_range(pixels, input_range), None)
+            validation = (to_input_range(pixels, input_range), None)
         progress(f"validation: {len(validation[0])} images from {validation_data}"
                  + (f" ({len(skipped)} unreadable skipped)" if skipped else ""))
     name = name or os.path.splitext(os.path.basename(os.path.normpath(model_path)))[0]

@@ -9,11 +9,12 @@ from batch_norm import calibrate_batch_norm
 from PIL import Image
 
 from demo_app.metadata import read_metadata
+from demo_app.preprocess import to_input_range
 from demo_app.runtime import TFLiteModel
 from keras_layers.keras_api import keras
 from mobilekit import runs
 from mobilekit.cli import main
-from mobilekit.model_export import export_model, to_model_range
+from mobilekit.model_export import export_model
 from models.image_folder import read_image_files, read_labelled_folder
 
 CLASSES = ("cat", "dog", "fox", "owl", "yak")
@@ -62,7 +63,7 @@ def digits_mobilenet_v2(tmp_path_factory):
     keras.utils.set_random_seed(0)
     model = keras.applications.MobileNetV2(weights=None, alpha=0.35, input_shape=(48, 48, 3), classes=10)
     model.compile(keras.optimizers.Adam(3e-3), "sparse_categorical_crossentropy")
-    train = to_model_range(data.train.images, "-1,1")
+    train = to_input_range(data.train.images, "-1,1")
     model.fit(train, data.train.labels, epochs=12, batch_size=64, verbose=0)
     calibrate_batch_norm(model, train[:600])  # 240 steps at momentum 0.999 leave the initial statistics
     path = root / "mobilenet_v2.keras"
@@ -96,7 +97,7 @@ def test_keras_applications_mobilenet_v2_exports_fp32_and_int8_that_agree(digits
 
     # an independent check of the rows: the Keras model and LiteRT, run here on the validation images
     split, _ = read_labelled_folder(str(root / "validation"), 48, DIGITS)
-    images = to_model_range(split.images, "-1,1")
+    images = to_input_range(split.images, "-1,1")
     expected = keras.saving.load_model(root / "mobilenet_v2.keras").predict(images, verbose=0)
     assert len(set(expected.argmax(-1))) == 10  # real predictions: an agreement can fail
     for quantization, row in rows.items():
@@ -158,7 +159,7 @@ def test_h5_files_and_saved_models_export_like_keras_files(saved_as, folders, ru
     export_model(path, name=saved_as, quantizations=("fp32", "int8"), calibration_data=str(folders / "calibration"),
                  progress=lambda *_: None)
     pixels, _ = read_image_files(str(folders / "calibration"), 32)
-    images = to_model_range(pixels[:6], "0,255")
+    images = to_input_range(pixels[:6], "0,255")
     expected = model.predict(images, verbose=0)
     for quantization, atol in (("fp32", 1e-5), ("int8", 0.06)):  # int8: 8-bit activations of raw 0..255 pixels
         tflite = TFLiteModel(str(runs_root / saved_as / f"model_{quantization}.tflite"))
