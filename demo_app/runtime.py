@@ -1,7 +1,7 @@
 """``TFLiteModel``: a .tflite flatbuffer behind the LiteRT interpreter, float in, float out.
 
 The interpreter comes from ``ai_edge_litert`` (LiteRT), else ``tflite_runtime``, else, as a
-last resort imported only when needed, ``tensorflow.lite``. Quantized (int8/uint8) inputs are
+last resort imported only when needed, ``tensorflow.lite``. Quantized (int8/uint8/int16) inputs are
 quantized from real values with the tensor's (scale, zero_point), and quantized outputs are
 dequantized, so callers always work in the model's real-valued ranges.
 """

@@ -18,6 +18,7 @@ from demo_app import app as demo
 from demo_app.native_log import forward, native_stderr
 from demo_app.preprocess import INPUT_RANGES
 
+
 def _given(args, *names):
     """The options the user set; the job's own defaults apply to the rest."""
     return {name: getattr(args, name) for name in names if getattr(args, name, None) is not None}
@@ -28,9 +29,14 @@ def _default(function, name):
     return inspect.signature(function).parameters[name].default
 
 
+def _is_given(value):
+    """Whether a parsed option was set (0 is a value; unset flags are None, False or an empty list)."""
+    return value is not None and value is not False and value != []
+
+
 def _refuse(args, reason, *names):
     """A one-line error when any option of ``names`` was given, because of ``reason``."""
-    given = [f"--{name.replace('_', '-')}" for name in names if getattr(args, name, None) not in (None, False)]
+    given = [f"--{name.replace('_', '-')}" for name in names if _is_given(getattr(args, name, None))]
     if given:
         raise ValueError(f"{' '.join(given)} does not apply {reason}")
 
@@ -114,11 +120,13 @@ def _train(args):
 
 
 MODEL_EXPORT_FLAGS = ("task", "labels", "calibration_data", "validation_data", "image_size", "input_range")
+INT8_DIAGNOSIS_FLAGS = ("int8_report", "float_layers", "float_worst")  # mobilekit.int8_diagnosis
 
 
 def _export(args):
     if args.model:
-        _refuse(args, "with --model (a model the kit did not train)", "qat", "qat_epochs", "prune")
+        _refuse(args, "with --model (a model the kit did not train)", "qat", "qat_epochs", "prune",
+                *INT8_DIAGNOSIS_FLAGS)
         from mobilekit.model_export import export_model
 
         options = {key: getattr(args, key) for key in MODEL_EXPORT_FLAGS if getattr(args, key) is not None}
@@ -127,6 +135,13 @@ def _export(args):
     if not args.name:
         raise ValueError("export needs a run NAME (runs/NAME/model.keras) or --model PATH")
     _refuse(args, "to a run of the kit (it records them; they are for --model)", *MODEL_EXPORT_FLAGS)
+    if any(_is_given(getattr(args, flag)) for flag in INT8_DIAGNOSIS_FLAGS):
+        _refuse(args, "with --int8-report / --float-layers / --float-worst (they write files of their own)",
+                "quantization", "qat", "qat_epochs", "prune")
+        from mobilekit.int8_diagnosis import diagnose
+
+        diagnose(args.name, float_layers=args.float_layers or (), float_worst=args.float_worst or 0)
+        return
     if args.qat or args.prune:
         _refuse(args, "with --qat / --prune (they write int8 files of their own)", "quantization")
         from mobilekit.optimize import export_with_optimization
@@ -153,12 +168,26 @@ def _bench_suite(args, timing):
               f"{row['median_ms']:10.3f} {row['speedup']:9.2f} {row['param_reduction']:9.1f}")
 
 
+def _bench_profile(args, timing):
+    _refuse(args, "with --profile (it profiles the one file it names)", "suite", "arch", "alpha", "image_size",
+            "quantization")
+    if args.models:
+        raise ValueError(f"--profile profiles one .tflite file: {' '.join(args.models)} given besides it")
+    from mobilekit.op_profile_report import profile_file, profile_text
+
+    profile, folder = profile_file(args.profile, name=args.name, **timing)
+    print(json.dumps(profile) if args.json else f"{profile_text(profile)}\nwrote {os.path.join(folder, 'report.md')}")
+
+
 def _bench(args):
     from mobilekit import jobs
 
     progress = (lambda message: print(message, file=sys.stderr)) if args.json else print
     timing = {"runs": args.runs, "warmup": args.warmup, "threads": args.threads, "rounds": args.rounds,
               "progress": progress}
+    if args.profile:
+        _bench_profile(args, timing)
+        return
     if args.suite:
         _refuse(args, "with --suite", "models", "arch", "alpha", "image_size")
         _bench_suite(args, timing)
@@ -348,6 +377,17 @@ def build_parser():
     export.add_argument("--prune", type=float, metavar="SPARSITY",
                         help="classify: magnitude-prune to this sparsity (e.g. 0.5) while fine-tuning, then "
                              "model_pruned_int8.tflite")
+    export.add_argument("--int8-report", action="store_true",
+                        help="classify / segment: the int8 error of each layer (TensorFlow's quantization debugger "
+                             "on the calibration images; rmse/scale near 0.29 is rounding alone, above 0.7 suspect): "
+                             "int8_report.json, int8_report.png and the worst layers in report.md")
+    export.add_argument("--float-layers", nargs="+", metavar="TENSOR",
+                        help="write model_int8_selective.tflite with these layers kept float (their output tensor "
+                             "names, the 'tensor' of int8_report.json), the rest int8, and validate and time it "
+                             "against model_fp32/model_int8.tflite; writes the int8 report too")
+    export.add_argument("--float-worst", type=int, metavar="K",
+                        help="like --float-layers, keeping float the K layers of highest rmse/scale (with "
+                             "--float-layers: those and these)")
     export.set_defaults(handler=_export)
 
     bench = commands.add_parser("bench", help="time .tflite files side by side",
@@ -367,7 +407,12 @@ def build_parser():
                                        "warmup": (int, "untimed invocations per process"),
                                        "threads": (int, "interpreter threads"),
                                        "rounds": (int, "interleaved rounds the runs are split into")})
-    bench.add_argument("--name", help="also write the figures into runs/<name>/report.json")
+    bench.add_argument("--profile", metavar="MODEL",
+                       help="profile one .tflite file operator by operator instead: time per op type and per "
+                            "operator, which run on XNNPACK, the XNNPACK / fallback segments, the sum of the "
+                            "operators vs the whole model; writes op_profile.png and the report into runs/<name>/")
+    bench.add_argument("--name", help="also write the figures into runs/<name>/report.json (--profile: default "
+                                      "profile_<file stem>)")
     bench.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     bench.set_defaults(handler=_bench)
 

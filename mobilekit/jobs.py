@@ -25,12 +25,15 @@ import sys
 import threading
 import time
 
+import numpy as np
+
 from demo_app.preprocess import normalization
 from keras_layers.keras_api import LEGACY_KERAS
 from mobilekit.plots import plot_training_curves
 from mobilekit.runs import (CHECKPOINT_FOLDER, LOGS_FOLDER, load_report, load_trained_run, run_dir, run_path,
                             update_report)
 from mobilekit.tasks import get_task
+from models.batch_statistics import calibrate_batch_norm
 from models.checkpoint import read_checkpoint
 from models.data import sample_photos
 from models.distribute import cluster, is_chief_task, make_strategy, worker_folder
@@ -44,6 +47,7 @@ from tflite.inspect import operator_names
 from tflite.metadata import add_metadata
 from tflite.qat import load_layer_weights, save_layer_weights
 
+BATCH_NORM_IMAGES = 8  # photos an untrained architecture's batch-norm statistics are measured on
 TRAINED_WEIGHTS = "trained_weights.npz"  # a tf_keras child's trained weights, by layer name (see tflite.qat)
 
 
@@ -249,8 +253,10 @@ def bench_architecture(arch="mobilenet_v2", image_size=224, quantizations=("fp32
     """Build ``arch`` untrained (``options``: builder arguments such as ``alpha``), convert it to each
     quantization and time the files side by side.
 
-    int8 is calibrated on crops of scikit-image's photos, so its activation ranges are those
-    of real images. Files go to ``runs/<name>/``.
+    Batch norm statistics are first set to those of crops of scikit-image's photos
+    (``models.batch_statistics``; at their initial statistics an untrained network's activations
+    fade, to ~1e-11 in MobileNetV2, which int16x8 cannot hold), and int8 / int16x8 are calibrated
+    on the same photos, so activation ranges are those of real images. Files go to ``runs/<name>/``.
     """
     entry = architecture(arch)
     for key in options:
@@ -263,7 +269,8 @@ def bench_architecture(arch="mobilenet_v2", image_size=224, quantizations=("fp32
                                               for value in options.values()), str(image_size)])
     path = run_dir(name)
     model = build_model(config)
-    photos = sample_photos(image_size, count=32)
+    photos = sample_photos(image_size, count=32).astype(np.float32)
+    calibrate_batch_norm(model, photos[:BATCH_NORM_IMAGES])
     files = []
     for quantization in quantizations:
         progress(f"converting {model.name} to {quantization}")

@@ -6,8 +6,12 @@ together with the other candidates of that shape and quantization, in interleave
 Rows report parameters, MACs, median latency, and the speed-up and parameter reduction
 against the suite's baseline (the first candidate). A suite may also define
 ``host_rows(shape, runs, rounds, progress)`` returning rows of the same keys for kernels
-timed in this process (its own baseline included). Writes ``runs/bench_<suite>/``:
-the ``.tflite`` files, ``report.json``/``report.md`` and ``layer_bench.png``.
+timed in this process (its own baseline included). A suite that compares quantizations of one
+network rather than layers sets ``COMPARE = "quantization"``: each candidate's files are then timed
+together and compared with its first quantization. ``calibration_data(shape)`` (default: 16
+Gaussian inputs) and ``convert(model, quantization, data)`` (default ``tflite.converter.convert``)
+override how candidates are calibrated and converted. Writes ``runs/bench_<suite>/``: the
+``.tflite`` files, ``report.json``/``report.md`` and ``layer_bench.png``.
 """
 import os
 
@@ -26,8 +30,14 @@ def _shape_tag(shape):
     return "x".join(str(d) for d in shape)
 
 
+def _gaussian_inputs(shape):
+    return np.random.default_rng(0).standard_normal((16, *shape)).astype(np.float32)
+
+
 def _convert_candidates(suite, shape, quantizations, path, progress):
-    data = np.random.default_rng(0).standard_normal((16, *shape)).astype(np.float32)
+    data = getattr(suite, "calibration_data", _gaussian_inputs)(shape)
+    to_tflite = getattr(suite, "convert", lambda model, quantization, data: convert(model, quantization,
+                                                                                 representative_data=data))
     entries = []
     for label, build in suite.candidates(shape):
         model = build()
@@ -35,7 +45,7 @@ def _convert_candidates(suite, shape, quantizations, path, progress):
         for quantization in quantizations:
             progress(f"converting {label} at {_shape_tag(shape)} to {quantization}")
             file = os.path.join(path, f"{_shape_tag(shape)}_{label}_{quantization}.tflite")
-            write_bytes(file, convert(model, quantization, representative_data=data))
+            write_bytes(file, to_tflite(model, quantization, data))
             entries.append({"shape": _shape_tag(shape), "layer": label, "quantization": quantization,
                             "params": costs["params"], "macs": costs["macs"], "file": file})
     return entries
@@ -65,10 +75,11 @@ def run_suite(name, quantizations=("fp32", "int8"), runs=30, warmup=3, threads=2
     suite = load_suite(name)
     path = run_dir(f"bench_{name}")
     rows = []
+    shared = "layer" if getattr(suite, "COMPARE", "layer") == "quantization" else "quantization"  # by a group
     for shape in suite.SHAPES:
         entries = _convert_candidates(suite, tuple(shape), quantizations, path, progress)
-        for quantization in quantizations:
-            group = [e for e in entries if e["quantization"] == quantization]
+        for key in dict.fromkeys(entry[shared] for entry in entries):
+            group = [e for e in entries if e[shared] == key]
             timings = benchmark([e["file"] for e in group], runs=runs, warmup=warmup, threads=threads,
                                 rounds=rounds, progress=progress)
             for entry, timing in zip(group, timings):

@@ -7,7 +7,7 @@ networks built without ``input_shape`` take ``(None, None, None, 3)``) is rebuil
 resize such a file at run time ("failed to reshape runtime"), so it would not run.
 
 Images are read with the kit's robust folder reader (``models.image_folder``) and scaled from pixels
-to the model's ``input_range``: ``--calibration-data`` (any layout) calibrates int8,
+to the model's ``input_range``: ``--calibration-data`` (any layout) calibrates int8 and int16x8,
 ``--validation-data`` (one sub-folder per class, named after the labels) measures the Keras model and
 each file: accuracy, top-1 agreement (classifiers) or pixel agreement of the class maps
 (segmenters), and the largest output difference. The result is a run folder, as ``mobilekit export
@@ -23,12 +23,12 @@ from mobilekit.jobs import check_quantizations, with_metadata
 from mobilekit.runs import run_dir, update_report
 from models.files import write_bytes, write_text
 from models.image_folder import read_image_files, read_labelled_folder
-from tflite.converter import convert
+from tflite.converter import CALIBRATED, convert
 from tflite.inspect import operator_names
 from tflite.validation import load_tflite, tflite_masks, validate
 
 TASKS = ("classify", "segment")
-QUANTIZATIONS = ("fp32", "fp16", "dynamic", "int8")
+QUANTIZATIONS = ("fp32", "fp16", "dynamic", "int8", "int16x8")
 CALIBRATION_IMAGES = 200
 
 
@@ -124,7 +124,7 @@ def export_model(model_path, task="classify", name=None, labels=None, calibratio
     Args:
         task: ``classify`` (one ``(1, classes)`` output) or ``segment`` (``(1, h, w, classes)`` scores).
         labels: text file with one class name per line (default: the class indices).
-        calibration_data: folder of images for int8 calibration (needed for ``int8``).
+        calibration_data: folder of images for calibration (needed for ``int8`` and ``int16x8``).
         validation_data: folder of labelled images (one sub-folder per class, named after the labels)
             for a classifier, or of images for a segmenter; None: no validation figures.
         quantizations: some of ``QUANTIZATIONS``.
@@ -137,8 +137,10 @@ def export_model(model_path, task="classify", name=None, labels=None, calibratio
     quantizations = check_quantizations(quantizations, QUANTIZATIONS, "export --model")
     parse_input_range(input_range)
     model = static_input_model(load_keras_model(model_path), image_size)
-    if "int8" in quantizations and not calibration_data:
-        raise ValueError("--quantization int8 needs --calibration-data FOLDER: images to calibrate the int8 ranges on")
+    calibrated = [q for q in quantizations if q in CALIBRATED]
+    if calibrated and not calibration_data:
+        raise ValueError(f"--quantization {' '.join(calibrated)} needs --calibration-data FOLDER: images to calibrate "
+                         f"the activation ranges on")
     height, width = model.inputs[0].shape[1:3]
     if height != width:
         raise ValueError(f"model {model.name} input is {height}x{width}: the kit's image readers expect square inputs")

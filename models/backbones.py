@@ -11,16 +11,20 @@ builder of the registry that records them plugs into the heads.
 ``output_stride`` below 32 turns the backbone atrous, as DeepLab does (Chen et al., "Rethinking
 Atrous Convolution for Semantic Image Segmentation", 2017): a convolution that would take the
 feature map past the output stride keeps stride 1, and every later convolution with a kernel
-larger than 1x1 dilates by ``input_stride / output_stride``. Parameters do not change.
+larger than 1x1 dilates by ``input_stride / output_stride``. Parameters do not change. The dilated
+layers become ``keras_layers.dilated``'s, which convert to dilated TFLite builtins that XNNPACK runs
+(Keras' own convert to ``SPACE_TO_BATCH_ND`` / ``BATCH_TO_SPACE_ND``, which it does not).
 """
 import math
 
+from keras_layers.dilated import DilatedConv2D, DilatedDepthwiseConv2D
 from keras_layers.keras_api import keras
 from models.pretrained import inherit_report
 
 layers = keras.layers
 
 OUTPUT_STRIDES = (8, 16, 32)
+DILATED = {layers.Conv2D: DilatedConv2D, layers.DepthwiseConv2D: DilatedDepthwiseConv2D}
 
 
 def _input_stride(layer, input_height):
@@ -36,14 +40,15 @@ def atrous(model, output_stride):
     input_height = model.inputs[0].shape[1]
 
     def clone(layer):
-        config = layer.get_config()
+        config, kind = layer.get_config(), layer.__class__
         if isinstance(layer, (layers.Conv2D, layers.DepthwiseConv2D)):
             stride_in = _input_stride(layer, input_height)
             if stride_in >= output_stride:
                 config["strides"] = (1, 1)
-                if max(config["kernel_size"]) > 1:
+                if max(config["kernel_size"]) > 1 and stride_in > output_stride:
                     config["dilation_rate"] = (stride_in // output_stride,) * 2
-        return layer.__class__.from_config(config)
+                    kind = DILATED.get(kind, kind)
+        return kind.from_config(config)
 
     copy = keras.models.clone_model(model, clone_function=clone)
     for source, target in zip(model.layers, copy.layers):

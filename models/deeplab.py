@@ -55,11 +55,13 @@ def _conv_bn_relu(x, filters, kernel, name, dilation=1):
 
 
 def _image_pooling(features, filters, name):
-    """Global average pooling -> 1x1 conv/BN/ReLU, tiled back to the feature map's size."""
+    """Global average pooling -> 1x1 conv/BN/ReLU, spread back over the feature map's size by a bilinear
+    resize of the 1x1 map (the same values as tiling; XNNPACK runs RESIZE_BILINEAR, not the
+    TILE / EXPAND_DIMS / SHAPE ops that ``UpSampling2D`` converts to)."""
     height, width = features.shape[1:3]
     pooled = layers.GlobalAveragePooling2D(keepdims=True, name=f"{name}_mean")(features)
     pooled = _conv_bn_relu(pooled, filters, 1, name=f"{name}_conv")
-    return layers.UpSampling2D((height, width), name=f"{name}_tile")(pooled)
+    return layers.Resizing(height, width, interpolation="bilinear", name=f"{name}_tile")(pooled)
 
 
 def _to_input_size(logits, input_shape, activation, name):

@@ -12,6 +12,8 @@ convolution. The model takes pixels in [0, 255], preprocessed inside as its back
 entry says (``models.pretrained.input_preprocessing``), and returns one tensor ``(N, A, 4 + classes + 1)``:
 encoded boxes (``models.box_coding``) then class logits, anchors in ``default_boxes`` order.
 """
+import math
+
 from keras_layers.keras_api import keras
 from models.anchors import AnchorConfig, boxes_per_cell, default_boxes
 from models.backbones import backbone_features
@@ -24,6 +26,7 @@ layers = keras.layers
 DETECTION_TAPS = ("stride16_expanded", "last")  # roles of models.backbones.TAP_ROLES
 EXTRA_DEPTHS = (512, 256, 256, 128)  # the SSDLite extra levels after the stride-32 tap
 MIN_DEPTH = 16
+MAX_CONCAT_INPUTS = 5  # XNNPACK runs a CONCATENATION of at most 5 inputs; more leave it for TFLite's kernel
 
 
 def _extra_level(x, depth, name):
@@ -37,6 +40,15 @@ def _predictor(x, outputs_per_box, boxes, name):
     x = depthwise_bn(x, 3, activation="relu6", name=f"{name}_depthwise")
     x = layers.Conv2D(boxes * outputs_per_box, 1, name=name)(x)
     return layers.Reshape((-1, outputs_per_box), name=f"{name}_flat")(x)
+
+
+def _concatenate_anchors(tensors, name):
+    """Concatenate along the anchors, nested so that no op has more than ``MAX_CONCAT_INPUTS`` inputs."""
+    if len(tensors) <= MAX_CONCAT_INPUTS:
+        return layers.Concatenate(axis=1, name=name)(tensors)
+    size = math.ceil(len(tensors) / math.ceil(len(tensors) / MAX_CONCAT_INPUTS))
+    return _concatenate_anchors([_concatenate_anchors(tensors[i:i + size], f"{name}_{i // size}")
+                                 for i in range(0, len(tensors), size)], name)
 
 
 def ssdlite(backbone="mobilenet_v2", input_shape=(320, 320, 3), alpha=1.0, classes=80,
@@ -76,8 +88,7 @@ def ssdlite(backbone="mobilenet_v2", input_shape=(320, 320, 3), alpha=1.0, class
         boxes.append(_predictor(x, 4, count, name=f"box_level{level}"))
         scores.append(_predictor(x, classes + 1, count, name=f"class_level{level}"))
     outputs = layers.Concatenate(axis=-1, name="detections")([
-        layers.Concatenate(axis=1, name="box_encodings")(boxes),
-        layers.Concatenate(axis=1, name="class_logits")(scores)])
+        _concatenate_anchors(boxes, "box_encodings"), _concatenate_anchors(scores, "class_logits")])
     model = keras.Model(inputs, outputs, name=name or f"ssdlite_{features.name.removesuffix('_features')}")
     return inherit_report(model, features)
 

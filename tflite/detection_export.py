@@ -22,10 +22,11 @@ from demo_app.native_log import forward, native_stderr
 from keras_layers.keras_api import keras
 from models.box_coding import BOX_SCALES, PostProcessing
 from models.ssdlite import num_classes
-from tflite.converter import CONVERTER_NOISE, representative_dataset
+from tflite.converter import CALIBRATED, CONVERTER_NOISE, OPS_SETS, representative_dataset
+from tflite.xnnpack_int8 import for_xnnpack
 
 POSTPROCESS_OP = "TFLite_Detection_PostProcess"
-DETECTION_QUANTIZATIONS = ("fp32", "int8")
+DETECTION_QUANTIZATIONS = ("fp32", "int8", "int16x8")
 
 
 def _implements_signature(num_classes, settings):
@@ -97,13 +98,16 @@ def convert_detector(model, anchors, quantization="fp32", representative_data=No
 
     ``int8`` quantizes everything before the post-processing op to int8 with a uint8 image
     input, calibrated on ``representative_data`` (images in the model's input range); the
-    op itself and the four outputs stay float. Returns the flatbuffer bytes.
+    op itself and the four outputs stay float. ``int16x8`` does the same with int16 activations
+    and int8 weights behind a float image input (the converter allows no uint8 input there). An
+    op without a kernel of the calibrated type (the post-processing op; a MobileNetV3 backbone's
+    HARD_SWISH under int16x8) stays float. Returns the flatbuffer bytes.
     """
     if quantization not in DETECTION_QUANTIZATIONS:
         raise ValueError(f"detector quantization {quantization!r} is not supported: expected one of "
                          f"{', '.join(DETECTION_QUANTIZATIONS)}")
-    if quantization == "int8" and representative_data is None:
-        raise ValueError("int8 quantization needs representative_data (images of the model's input)")
+    if quantization in CALIBRATED and representative_data is None:
+        raise ValueError(f"{quantization} quantization needs representative_data (images of the model's input)")
     if len(anchors) != model.outputs[0].shape[1]:
         raise ValueError(f"{len(anchors)} anchors given but the model predicts {model.outputs[0].shape[1]} boxes")
     log = []
@@ -115,13 +119,16 @@ def convert_detector(model, anchors, quantization="fp32", representative_data=No
                 converter = tf.lite.TFLiteConverter.from_saved_model(saved_model)
                 converter.allow_custom_ops = True
                 converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
-                if quantization == "int8":
+                if quantization in CALIBRATED:
                     converter.optimizations = [tf.lite.Optimize.DEFAULT]
                     converter.representative_dataset = representative_dataset(representative_data, calibration_steps)
-                    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8,
-                                                           tf.lite.OpsSet.TFLITE_BUILTINS]
+                    converter.target_spec.supported_ops = [OPS_SETS[quantization], tf.lite.OpsSet.TFLITE_BUILTINS]
+                if quantization == "int8":
                     converter.inference_input_type = tf.uint8
-                return outputs_in_op_order(converter.convert())
+                model_bytes = converter.convert()
+                if quantization == "int8":  # ops XNNPACK runs fast (tflite.xnnpack_int8)
+                    model_bytes = for_xnnpack(model_bytes)[0]
+                return outputs_in_op_order(model_bytes)
         finally:
             forward(log, is_noise=lambda line: CONVERTER_NOISE.match(line) or not line.strip()
                     or line.startswith(("W0000", "I0000", "WARNING: All log")))

@@ -25,7 +25,7 @@ class Task:
     # The options a task's training takes besides ``defaults``' builder arguments.
     options = ("data", "image_size", "epochs", "batch_size", "learning_rate", "seed", "weights")
     resumable = False  # whether ``fit`` writes a per-epoch checkpoint that ``mobilekit train --resume`` continues
-    quantizations = ("fp32", "fp16", "dynamic", "int8")
+    quantizations = ("fp32", "fp16", "dynamic", "int8", "int16x8")
     quality = ("tflite_accuracy", "test accuracy")  # the export rows' quality figure and its label
     quickstart_name = ""
     clip = {"name": "test_images.avi", "title": "", "frames": 40, "frame_size": 160}
@@ -104,6 +104,11 @@ class Task:
 
     def reference(self, model, data, config):
         """What validating each exported file needs from the Keras model (computed once)."""
+        return None
+
+    def calibration_data(self, data):
+        """The samples of the model's input (no batch axis) its int8 file is calibrated on; ``None`` when
+        that file is more than the Keras model converted (a detector's post-processing op)."""
         return None
 
     def convert(self, model, config, data, quantization):

@@ -105,11 +105,14 @@ class Classify(Task):
     def evaluate(self, model, data, config):
         return {"test_accuracy": evaluate_accuracy(model, data.test)}, {}
 
-    def convert(self, model, config, data, quantization):
-        """int8 is calibrated on ``CALIBRATION_IMAGES`` training images spread over the split (a
-        folder's split lies in class order)."""
+    def calibration_data(self, data):
+        """``CALIBRATION_IMAGES`` training images spread over the split (a folder's split lies in class order)."""
         spread = np.linspace(0, data.train.size - 1, min(CALIBRATION_IMAGES, data.train.size)).astype(np.int64)
-        return convert(model, quantization, representative_data=data.train.select(spread).take(),
+        return data.train.select(spread).take()
+
+    def convert(self, model, config, data, quantization):
+        """int8 is calibrated on ``calibration_data``."""
+        return convert(model, quantization, representative_data=self.calibration_data(data),
                        calibration_steps=CALIBRATION_IMAGES)
 
     def validate(self, model_bytes, model, data, reference):

@@ -52,8 +52,12 @@ class Segment(Task):
         masks = predict_masks(model, data["test"].images * 255.0)
         return {"masks": masks, "keras_miou": mean_iou(masks, data["test"].masks, self.classes(data))["miou"]}
 
+    def calibration_data(self, data):
+        """The first ``CALIBRATION_IMAGES`` training images, pixels 0..255."""
+        return data["train"].images[:CALIBRATION_IMAGES] * 255.0
+
     def convert(self, model, config, data, quantization):
-        return convert(model, quantization, representative_data=data["train"].images[:CALIBRATION_IMAGES] * 255.0)
+        return convert(model, quantization, representative_data=self.calibration_data(data))
 
     def validate(self, model_bytes, model, data, reference):
         predicted = tflite_masks(model_bytes, data["test"].images * 255.0)

@@ -112,3 +112,48 @@ def test_mobilekit_demo_loads_no_tensorflow(tmp_path):
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path, timeout=120)
     assert done.returncode == 0, done.stderr
     assert "model file not found: missing.tflite" in done.stderr
+
+
+def test_export_writes_an_int16x8_classifier_with_metadata_that_names_it(tmp_path, monkeypatch):
+    """A run folder as ``mobilekit train`` leaves one (a small digits classifier taking pixels), exported to
+    int16x8: float input and output, int16 activations, validated against Keras on the test split."""
+    from PIL import Image
+
+    from demo_app.app import run_demo
+    from demo_app.metadata import read_metadata
+    from demo_app.runtime import TFLiteModel
+    from mobilekit.runs import run_dir, update_report
+
+    monkeypatch.chdir(tmp_path)
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((16, 16, 3))
+    x = keras.layers.Conv2D(8, 3, activation="relu")(keras.layers.Rescaling(1 / 255)(inputs))
+    outputs = keras.layers.Dense(10, activation="softmax")(keras.layers.GlobalAveragePooling2D()(x))
+    path = run_dir("r")
+    keras.Model(inputs, outputs).save(os.path.join(path, "model.keras"))
+    update_report(path, status="complete", config={"task": "classify", "data": "digits", "image_size": 16, "seed": 0})
+    assert main(["export", "r", "--quantization", "int16x8"]) == 0
+    (row,) = json.loads((tmp_path / "runs" / "r" / "report.json").read_text())["export"]
+    assert row["quantization"] == "int16x8" and row["file"] == "model_int16x8.tflite"
+    assert row["top1_agreement"] >= 0.95 and "CUSTOM" not in row["ops"]
+    file = tmp_path / "runs" / "r" / "model_int16x8.tflite"
+    runtime = TFLiteModel(str(file))
+    dtypes = {d["dtype"].__name__ for d in runtime.interpreter.get_tensor_details()}
+    assert runtime.input_dtype == "float32" and "int16" in dtypes
+    metadata = read_metadata(str(file))
+    assert metadata["description"] == "image classification (top-1 accuracy), int16x8, exported by mobilekit"
+    assert (metadata["input_mean"], metadata["input_std"], metadata["labels"]) == ([0.0], [1.0], list("0123456789"))
+    frame = tmp_path / "frame.png"
+    Image.new("RGB", (40, 30), (200, 120, 40)).save(frame)
+    summary = run_demo(str(file), str(frame), headless=True, quiet=True)  # the device side runs it (no TF)
+    assert len(summary["predictions"]) == 1 and summary["predictions"][0][2] in metadata["labels"]
+
+
+def test_bench_converts_an_untrained_architecture_to_int16x8(tmp_path, monkeypatch, capsys):
+    """An untrained MobileNetV2's activations fade to ~1e-11 at its initial batch norm statistics, too small
+    for int16 scales (LiteRT refuses such a file); the bench sets the statistics from photos first."""
+    monkeypatch.chdir(tmp_path)
+    assert main(["bench", "--arch", "mobilenet_v2", "--alpha", "0.35", "--image-size", "32", "--quantization",
+                 "int16x8", "--runs", "1", "--rounds", "1", "--warmup", "0", "--json"]) == 0
+    (row,) = json.loads(capsys.readouterr().out)["models"]
+    assert row["model"].endswith("mobilenet_v2_int16x8.tflite") and row["median_ms"] > 0

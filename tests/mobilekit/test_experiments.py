@@ -29,6 +29,8 @@ def test_binary_table_of_two_variants(tmp_path, monkeypatch):
     assert rows["float"]["binary_macs"] == 0 and rows["xnor"]["binary_macs"] > 0.5 * rows["float"]["macs"]
     assert rows["xnor"]["weight_bits"] < rows["float"]["weight_bits"] / 8
     assert rows["xnor"]["binary_agreement"] >= 0.95  # the faithful binary file computes what Keras computes
+    # 16-bit activations keep the signs that int8 rounds to 0 and flips (0.80 vs 0.13 measured after 1 epoch)
+    assert rows["xnor"]["int16x8_agreement"] >= rows["xnor"]["int8_agreement"] + 0.4
 
 
 @pytest.mark.e2e

@@ -2,11 +2,15 @@
 import json
 import types
 
+import numpy as np
 import pytest
 from PIL import Image
 
 from keras_layers.keras_api import keras
 from mobilekit import layer_bench
+from mobilekit.cli import main
+from models.mobilenet_v3 import mobilenet_v3_small
+from tflite.converter import convert
 from mobilekit.suites import load_suite, xnor
 
 
@@ -33,9 +37,32 @@ def test_layer_suite_report(monkeypatch, tmp_path):
         assert plot.format == "PNG" and min(plot.size) >= 200
 
 
-def test_unknown_suite_is_named():
+def test_unknown_suite_is_named(capsys):
     with pytest.raises(ValueError, match="unknown benchmark suite 'nope'"):
         load_suite("nope")
+    assert main(["bench", "--suite", "nope"]) == 2  # the suite is named, no file given is no --models
+    assert "unknown benchmark suite 'nope'" in capsys.readouterr().err
+
+
+def test_a_quantization_suite_times_each_networks_files_together(monkeypatch, tmp_path):
+    converted = []
+    suite = types.SimpleNamespace(
+        SHAPES=[(32, 32, 3)], COMPARE="quantization",
+        candidates=lambda shape: [(name, lambda: mobilenet_v3_small(input_shape=shape, alpha=0.75, classes=4))
+                                  for name in ("small_a", "small_b")],
+        calibration_data=lambda shape: np.full((4, *shape), 0.5, np.float32),
+        convert=lambda model, quantization, data: converted.append((quantization, float(data.mean())))
+        or convert(model, quantization, representative_data=data))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(layer_bench, "load_suite", lambda name: suite)
+    rows = layer_bench.run_suite("fake", quantizations=("fp32", "int8"), runs=4, warmup=1, threads=1, rounds=2,
+                                 progress=lambda _: None)
+    assert converted == [("fp32", 0.5), ("int8", 0.5)] * 2  # the suite's own data and converter
+    assert [(row["layer"], row["quantization"]) for row in rows] == [
+        ("small_a", "fp32"), ("small_a", "int8"), ("small_b", "fp32"), ("small_b", "int8")]
+    for baseline, int8 in (rows[:2], rows[2:]):  # each network's int8 against its own fp32
+        assert baseline["speedup"] == 1.0
+        assert int8["speedup"] == pytest.approx(baseline["median_ms"] / int8["median_ms"])
 
 
 def test_xnor_suite_runs_its_tflite_candidates_and_the_host_kernels(monkeypatch, tmp_path):

@@ -2,10 +2,10 @@ import numpy as np
 import pytest
 
 import layer_contract
-from batch_norm import calibrate_batch_norm
 from keras_layers.activations import HardSwish, SqueezeExcite
 from keras_layers.keras_api import keras
 from models import profile
+from models.batch_statistics import calibrate_batch_norm
 from models.mobilenet_v3 import MOBILENET_V3_LARGE, MOBILENET_V3_SMALL, mobilenet_v3_large, mobilenet_v3_small
 
 FAMILIES = {"large": (mobilenet_v3_large, keras.applications.MobileNetV3Large),

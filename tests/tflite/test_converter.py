@@ -7,6 +7,7 @@ from demo_app.runtime import TFLiteModel
 from keras_layers.keras_api import keras
 from models import mobilenet_v2
 from models.data import load_digits_data
+from tensorflow.lite.python import schema_py_generated as schema
 from tflite import QUANTIZATIONS, convert, custom_operators, operator_names
 
 SHAPE = (32, 32, 3)
@@ -74,10 +75,10 @@ def test_the_model_is_a_real_classifier(held_out):
 # Per quantization: the least top-1 agreement with Keras on the 271 held-out digits, and the largest
 # mean |TFLite - Keras| of the softmax outputs. fp32 and binary compute what Keras computes; the rest
 # are regression pins of what this model measured (TF 2.21, ai-edge-litert 2.3), with headroom:
-# agreement fp16 1.0, dynamic 1.0, int8 0.993 (269 of 271); mean |diff| fp16 2.4e-4, dynamic 1.6e-3,
-# int8 8.4e-3.
-AGREEMENT = {"fp32": 1.0, "fp16": 1.0, "dynamic": 0.99, "int8": 0.98, "binary": 1.0}
-MEAN_ERROR = {"fp32": 1e-6, "fp16": 1e-3, "dynamic": 0.01, "int8": 0.03, "binary": 1e-6}
+# agreement fp16 1.0, dynamic 1.0, int8 0.993 (269 of 271), int16x8 0.996 (270 of 271); mean |diff| fp16
+# 2.4e-4, dynamic 1.6e-3, int8 8.4e-3, int16x8 3.5e-3 (its weights are int8 too).
+AGREEMENT = {"fp32": 1.0, "fp16": 1.0, "dynamic": 0.99, "int8": 0.98, "int16x8": 0.99, "binary": 1.0}
+MEAN_ERROR = {"fp32": 1e-6, "fp16": 1e-3, "dynamic": 0.01, "int8": 0.03, "int16x8": 0.01, "binary": 1e-6}
 
 
 @pytest.mark.parametrize("quantization", QUANTIZATIONS)
@@ -101,9 +102,9 @@ def test_binary_leaves_a_float_network_as_fp32(converted):
 
 
 def test_quantized_files_are_smaller(model, converted):
-    """The weights take 4 bytes each in fp32, 2 in fp16 and 1 in dynamic and int8 (plus per-channel
-    scales, biases kept in 32 bits, and the graph, which the bounds leave room for). Batch norm
-    folds into the convolutions: fp32 stores each kernel and one bias per output channel."""
+    """The weights take 4 bytes each in fp32, 2 in fp16 and 1 in dynamic, int8 and int16x8 (plus
+    per-channel scales, biases kept in 32 bits (int16x8: 64), and the graph, which the bounds leave room
+    for). Batch norm folds into the convolutions: fp32 stores each kernel and one bias per output channel."""
     fp32 = len(converted["fp32"])
     values = 0
     for layer in model.layers:
@@ -116,6 +117,7 @@ def test_quantized_files_are_smaller(model, converted):
     assert len(converted["fp16"]) < 0.6 * fp32
     assert len(converted["dynamic"]) < 0.4 * fp32
     assert len(converted["int8"]) < 0.4 * fp32
+    assert len(converted["int16x8"]) < 0.5 * fp32  # regression pin: 0.45 measured
 
 
 @pytest.mark.parametrize("io_dtype, dtype", [("uint8", np.uint8), ("int8", np.int8)])
@@ -132,6 +134,10 @@ def test_int8_input_output_types(io_dtype, dtype, model, samples, converted):
     ({"quantization": "int8"}, "representative_data"),
     ({"quantization": "fp32", "io_dtype": "uint8"}, "needs quantization='int8'"),
     ({"quantization": "int8", "io_dtype": "int16", "representative_data": np.zeros((1, *SHAPE))}, "io_dtype"),
+    ({"quantization": "int16x8"}, "int16x8 quantization needs representative_data"),
+    ({"quantization": "int16x8", "io_dtype": "uint8"}, "io_dtype 'uint8' needs quantization='int8', got 'int16x8'"),
+    ({"quantization": "fp16", "io_dtype": "int16"}, "io_dtype 'int16' needs quantization='int16x8', got 'fp16'"),
+    ({"quantization": "int8", "io_dtype": "int4"}, "io_dtype 'int4' is not supported"),
 ])
 def test_bad_arguments_get_one_line_errors(kwargs, message, model):
     with pytest.raises(ValueError, match=message) as error:
@@ -159,3 +165,77 @@ def test_a_plain_layer_passes_the_shared_layer_contract():
     model = layer_contract.wrap(keras.layers.Conv2D(4, 3, padding="same"), (8, 8, 2))
     errors = layer_contract.assert_tflite_matches_keras(model, (8, 8, 2))
     assert errors["fp32"] < 1e-5
+
+
+TYPE_NAMES = {code: name for name, code in vars(schema.TensorType).items() if not name.startswith("_")}
+WEIGHTED_OPS = {schema.BuiltinOperator.CONV_2D, schema.BuiltinOperator.DEPTHWISE_CONV_2D,
+                schema.BuiltinOperator.FULLY_CONNECTED}
+
+
+def weighted_op_dtypes(model_bytes):
+    """The (input, weights, bias, output) dtypes of every convolution and fully connected op of a file."""
+    model = schema.ModelT.InitFromPackedBuf(model_bytes, 0)
+    graph = model.subgraphs[0]
+    found = set()
+    for op in graph.operators:
+        code = model.operatorCodes[op.opcodeIndex]
+        if max(code.builtinCode, code.deprecatedBuiltinCode) in WEIGHTED_OPS:
+            found.add(tuple(TYPE_NAMES[graph.tensors[i].type] if i >= 0 else None
+                            for i in (*op.inputs[:3], op.outputs[0])))
+    return found
+
+
+def test_int16x8_has_int16_activations_int8_weights_and_float_io(converted):
+    model_bytes = converted["int16x8"]
+    assert weighted_op_dtypes(model_bytes) == {("INT16", "INT8", "INT64", "INT16")}
+    runtime = TFLiteModel.from_bytes(model_bytes)
+    assert runtime.input_dtype == np.float32 and runtime.output_details[0]["dtype"] == np.float32
+    assert {"QUANTIZE", "DEQUANTIZE"} <= set(operator_names(model_bytes))
+
+
+def test_int16x8_takes_and_gives_int16_when_asked(model, samples, held_out):
+    runtime = TFLiteModel.from_bytes(convert(model, "int16x8", samples, io_dtype="int16"))
+    assert runtime.input_dtype == np.int16 and runtime.output_details[0]["dtype"] == np.int16
+    images, _, expected = held_out
+    actual = np.stack([runtime.run(x)[0][0] for x in images[:32]])  # the wrapper quantizes and dequantizes
+    assert np.mean(np.abs(actual - expected[:32])) <= MEAN_ERROR["int16x8"]
+
+
+def wide_range_model():
+    """A network whose 8-bit activations lose what matters: a 1x1 convolution writes channel 0 as 1000x
+    the input and channels 1-3 as the input itself, and the next 1x1 convolution reads channels 1-3 only.
+    One int8 scale for the middle tensor (~8 per step) rounds channels 1-3 to 0; one int16 scale (~0.03)
+    keeps them."""
+    inputs = keras.Input((8, 8, 4))
+    wide = keras.layers.Conv2D(4, 1, use_bias=False)
+    read = keras.layers.Conv2D(2, 1)
+    model = keras.Model(inputs, read(wide(inputs)))
+    wide.set_weights([np.diag([1000.0, 1.0, 1.0, 1.0])[None, None]])
+    read.set_weights([np.array([[0.0, 0.0], [1.0, -1.0], [1.0, 1.0], [-1.0, 1.0]])[None, None], np.zeros(2)])
+    return model
+
+
+def test_int16x8_keeps_what_int8_activations_round_away():
+    model = wide_range_model()
+    data = np.random.default_rng(0).uniform(-1, 1, (32, 8, 8, 4)).astype(np.float32)
+    expected = model.predict(data[16:], verbose=0)
+    errors = {}
+    for quantization in ("int8", "int16x8"):
+        model_bytes = convert(model, quantization, representative_data=data[:16], io_dtype="float32")
+        assert custom_operators(model_bytes) == []
+        runtime = TFLiteModel.from_bytes(model_bytes)
+        errors[quantization] = np.mean(np.abs(np.stack([runtime.run(x)[0][0] for x in data[16:]]) - expected))
+    assert errors["int8"] > 0.5 > 0.02 > errors["int16x8"], errors  # mean |output| is ~1
+
+
+def test_int16x8_refuses_activations_too_small_for_16_bit_scales():
+    """Activations that fade (an untrained MobileNetV2's reach ~1e-11) get int16 scales so small that the
+    bound of a fused ReLU6 overflows int32: LiteRT refuses the file, and ``convert`` says why in one line."""
+    inputs = keras.Input((8, 8, 3))
+    outputs = keras.layers.Conv2D(4, 3, activation="relu6")(keras.layers.Rescaling(1e-12)(inputs))
+    model = keras.Model(inputs, outputs, name="fading")
+    data = np.random.default_rng(0).uniform(0, 255, (8, 8, 8, 3))
+    with pytest.raises(ValueError, match="the int16x8 file of model fading does not run") as error:
+        convert(model, "int16x8", representative_data=data)
+    assert "\n" not in str(error.value)
+    assert custom_operators(convert(model, "int8", representative_data=data)) == []  # int8 floors tiny ranges

@@ -1,5 +1,5 @@
 """SSDLite -> .tflite ending in TFLite_Detection_PostProcess: the only non-builtin op, no Flex,
-the four outputs in the op's order, and detections matching the Keras model (fp32 and int8);
+the four outputs in the op's order, and detections matching the Keras model (fp32, int8, int16x8);
 the demo draws them."""
 import cv2
 import numpy as np
@@ -26,7 +26,7 @@ def detector():
     anchors = model_anchors(model)
     images = np.random.default_rng(0).uniform(0, 255, (24, SIZE, SIZE, 3)).astype(np.float32)
     files = {q: convert_detector(model, anchors, q, representative_data=images, settings=SETTINGS)
-             for q in ("fp32", "int8")}
+             for q in ("fp32", "int8", "int16x8")}
     return model, anchors, images, files
 
 
@@ -40,7 +40,7 @@ def _tflite(runtime, image):
     return boxes[0, :n], classes[0, :n], scores[0, :n]
 
 
-@pytest.mark.parametrize("quantization", ["fp32", "int8"])
+@pytest.mark.parametrize("quantization", ["fp32", "int8", "int16x8"])
 def test_only_the_postprocess_op_is_custom_and_outputs_come_in_its_order(detector, quantization):
     model_bytes = detector[3][quantization]
     assert custom_operators(model_bytes) == ["CUSTOM:TFLite_Detection_PostProcess"]
@@ -65,14 +65,15 @@ def test_fp32_detections_equal_the_keras_post_processing(detector):
     assert found > 0
 
 
-def test_int8_detections_stay_close_to_keras(detector):
+@pytest.mark.parametrize("quantization", ["int8", "int16x8"])
+def test_quantized_detections_stay_close_to_keras(detector, quantization):
     model, anchors, images, files = detector
-    runtime = TFLiteModel.from_bytes(files["int8"])
+    runtime = TFLiteModel.from_bytes(files[quantization])
     for image in images[:6]:
         boxes, classes, scores = _keras(model, anchors, image)
         t_boxes, t_classes, t_scores = _tflite(runtime, image)
         assert abs(len(t_scores) - len(scores)) <= 2
-        # The int8 best box is one of the Keras detections, of its class, with a similar score (an
+        # The quantized best box is one of the Keras detections, of its class, with a similar score (an
         # untrained head has near-ties between neighbouring anchors, so not necessarily the first).
         assert abs(t_scores[0] - scores[0]) < 0.1
         assert any(c == t_classes[0] and np.abs(b - t_boxes[0]).max() < 0.1 for b, c in zip(boxes, classes))

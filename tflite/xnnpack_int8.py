@@ -1,0 +1,283 @@
+"""Rewrites of a full-int8 ``.tflite`` graph that keep it on XNNPACK's fast kernels.
+
+XNNPACK (the CPU delegate LiteRT applies by default) has no int8 ``HARD_SWISH`` kernel, so in a
+full-int8 MobileNetV3 every hard-swish falls back to TFLite's own kernel and splits the graph
+into one XNNPACK partition per activation: ``keras.applications.MobileNetV3Large`` at 224 runs
+int8 about 3x *slower* than float. ``hard_swish_as_xnnpack_ops`` replaces each int8 hard-swish
+
+    y = x * relu6(x + 3) / 6
+
+by three elementwise ops XNNPACK runs in int8, with quantization parameters derived from the
+op's own input ``x`` (scale ``s_x``, zero point ``z_x``) and output ``y``:
+
+    sixth = MUL(x, 1/6)          scale s_x / 6, zero point z_x: the same integers as x (exact)
+    gate  = ADD(x, 3), RELU6     range 0 .. max relu6(x + 3) over x's representable range
+    y     = MUL(sixth, gate)     y's own scale and zero point
+
+so the only rounding beyond the original op's is ``gate``'s, which is exact where relu6 clamps
+(0 and 6 are on its grid) and elsewhere (|x| < 3) costs at most ``|x| / 6`` times half its step.
+An op is rewritten only when that is at most half of y's step, which keeps every output within one
+step of the exact curve (checked exhaustively over the 256 int8 inputs in the tests); it holds for
+the ranges a trained network's activations span on both sides of zero. XNNPACK takes an int8 ADD
+only when each input's scale is within [2^-10, 2^8) of the output's, and an int8 MUL when the
+product of the input scales is within [2^-16, 2^8) of the output's (TFLite's own ADD kernel aborts
+beyond 2^19): the gate's step is widened to meet them. Where the gate ``relu6(x + 3) / 6`` barely
+changes over x's range (an activation with a range near zero, as in an untrained network),
+``y = MUL(x, g)`` with the gate's mid value ``g`` is within a quarter of y's step of the exact curve
+and is used instead; an op that fits neither keeps its ``HARD_SWISH``. Float files keep the fused
+``HARD_SWISH``, which XNNPACK runs in float.
+
+XNNPACK's int8 convolution pads the input channels of every kernel tap to its vector width, so a
+convolution over 3 channels (every network's stem, on the image) runs 3-4x slower in int8 than in
+float (0.50 vs 0.13 ms for 3x3/2 to 16 channels at 224, 2 threads). ``narrow_convolutions_in_float``
+computes each int8 CONV_2D of at most ``NARROW_CHANNELS`` input channels in float, on its
+dequantized weights and bias, between a DEQUANTIZE and a QUANTIZE to its own output's parameters
+(both XNNPACK ops): the same sums of the same products, so each output is the int8 one or one step
+from it.
+
+XNNPACK has no int8 SOFTMAX either: a segmenter's per-pixel softmax at 512x512x19 takes TFLite's kernel
+11.6 ms, then 3.7 ms more to requantize the probabilities to the uint8 output, a third of the whole
+int8 LR-ASPP. ``softmax_in_float`` dequantizes the logits, takes the softmax in float and quantizes the
+probabilities straight to the output's type and parameters (uint8 output: the requantizing QUANTIZE
+is folded in), all three XNNPACK ops; float probabilities are closer to the exact ones than int8's.
+
+The graph is rewritten through the flatbuffer schema's object API (TensorFlow's ``flatbuffer_utils``); no
+maintained tool rewrites TFLite ops after conversion, and the converter's own pattern fuses
+``x * relu6(x + 3) / 6`` written in Keras back into ``HARD_SWISH``.
+"""
+import copy
+
+import numpy as np
+from tensorflow.lite.python import schema_py_generated as schema
+from tensorflow.lite.tools import flatbuffer_utils
+
+_INT8_VERSION = 2  # ADD and MUL on int8 tensors are version 2 of their kernels
+ONE_SIXTH = 1.0 / 6.0
+THREE_SCALE = 3.0 / 127
+ADD_SCALE_RATIOS = (2.0 ** -10, 2.0 ** 8)  # XNNPACK: input scale / output scale
+MUL_SCALE_RATIOS = (2.0 ** -16, 2.0 ** 8)  # XNNPACK: input scale * input scale / output scale
+NARROW_CHANNELS = 4  # XNNPACK's int8 convolution pads each tap's input channels: a 3-channel stem runs slow
+
+
+def _opcode_index(model, builtin):
+    """Index of ``builtin`` in ``model.operatorCodes``, added when missing."""
+    for index, code in enumerate(model.operatorCodes):
+        if max(code.builtinCode, code.deprecatedBuiltinCode) == builtin:
+            code.version = max(code.version, _INT8_VERSION)
+            return index
+    code = schema.OperatorCodeT()
+    code.builtinCode, code.deprecatedBuiltinCode, code.version = builtin, min(builtin, 127), _INT8_VERSION
+    model.operatorCodes.append(code)
+    return len(model.operatorCodes) - 1
+
+
+def _quantization(scale, zero_point):
+    parameters = schema.QuantizationParametersT()
+    parameters.scale, parameters.zeroPoint = [float(scale)], [int(zero_point)]
+    return parameters
+
+
+def _tensor(model, subgraph, name, shape, scale, zero_point, value=None):
+    """Append an int8 tensor to ``subgraph`` (a constant holding the int8 ``value`` when given)."""
+    tensor = schema.TensorT()
+    tensor.name, tensor.type = name.encode(), schema.TensorType.INT8
+    tensor.shape = np.asarray(shape, np.int32)
+    tensor.quantization = _quantization(scale, zero_point)
+    tensor.buffer = 0  # buffer 0 is the empty buffer of every non-constant tensor
+    if value is not None:
+        buffer = schema.BufferT()
+        buffer.data = np.asarray([value], np.int8).view(np.uint8)
+        model.buffers.append(buffer)
+        tensor.buffer = len(model.buffers) - 1
+    subgraph.tensors.append(tensor)
+    return len(subgraph.tensors) - 1
+
+
+def _operator(opcode, inputs, outputs, options_type, options):
+    operator = schema.OperatorT()
+    operator.opcodeIndex, operator.inputs, operator.outputs = opcode, list(inputs), list(outputs)
+    operator.builtinOptionsType, operator.builtinOptions = options_type, options
+    return operator
+
+
+def _mul(model, a, b, output):
+    return _operator(_opcode_index(model, schema.BuiltinOperator.MUL), [a, b], [output],
+                     schema.BuiltinOptions.MulOptions, schema.MulOptionsT())
+
+
+def _scale_and_zero_point(tensor):
+    quantization = tensor.quantization
+    if quantization is None or quantization.scale is None or len(quantization.scale) != 1:
+        return None
+    return float(quantization.scale[0]), int(quantization.zeroPoint[0])
+
+
+def _x_range(scale, zero_point):
+    return (-128 - zero_point) * scale, (127 - zero_point) * scale
+
+
+def _relu6_plus_3(x):
+    return min(max(x + 3.0, 0.0), 6.0)
+
+
+def _constant_gate(scale, zero_point, output_scale):
+    """The gate's mid value when using it for every x is within a quarter of y's step, else None."""
+    low, high = _x_range(scale, zero_point)
+    gate_low, gate_high = _relu6_plus_3(low) / 6, _relu6_plus_3(high) / 6
+    if gate_high <= 0 or max(abs(low), abs(high)) * (gate_high - gate_low) / 2 > output_scale / 4:
+        return None
+    return (gate_low + gate_high) / 2
+
+
+def _gate_quantization(scale, zero_point):
+    """Scale and zero point of ``relu6(x + 3)`` over the values int8 ``x`` can take (from 0, which an int8
+    range must hold), its step no finer than XNNPACK's ADD allows; None when x's scale is then too fine."""
+    high = _relu6_plus_3(_x_range(scale, zero_point)[1])
+    gate_scale = max(high / 255.0, 2.0 * max(scale, THREE_SCALE) / ADD_SCALE_RATIOS[1])
+    return None if scale / gate_scale < ADD_SCALE_RATIOS[0] else (gate_scale, -128)
+
+
+def _hard_swish_ops(model, subgraph, operator, constants):
+    """The int8 ops replacing the hard-swish ``operator`` (see the module docstring), or None when it stays."""
+    (x,), (y,) = operator.inputs, operator.outputs
+    source, target = subgraph.tensors[x], subgraph.tensors[y]
+    input_params, output_params = _scale_and_zero_point(source), _scale_and_zero_point(target)
+    if source.type != schema.TensorType.INT8 or input_params is None or output_params is None:
+        return None
+    scale, zero_point = input_params
+    name, shape = target.name.decode(errors="replace"), source.shape
+    constant_gate = _constant_gate(scale, zero_point, output_params[0])
+    if constant_gate is not None:
+        gate = _tensor(model, subgraph, f"{name}/gate", [1], constant_gate / 127, 0, 127)
+        return [_mul(model, x, gate, y)]
+    gate_quantization = _gate_quantization(scale, zero_point)
+    if gate_quantization is None or not (
+            MUL_SCALE_RATIOS[0] <= scale / 6.0 * gate_quantization[0] / output_params[0] < MUL_SCALE_RATIOS[1]):
+        return None
+    if min(3.0, max(map(abs, _x_range(scale, zero_point)))) / 6 * gate_quantization[0] / 2 > output_params[0] / 2:
+        return None  # the gate's rounding would cost more than half an output step
+    if not constants:
+        constants["sixth"] = _tensor(model, subgraph, "hard_swish/one_sixth", [1], ONE_SIXTH / 127, 0, 127)
+        constants["three"] = _tensor(model, subgraph, "hard_swish/three", [1], THREE_SCALE, 0, 127)
+    sixth = _tensor(model, subgraph, f"{name}/x_sixth", shape, scale / 6.0, zero_point)
+    gate = _tensor(model, subgraph, f"{name}/relu6_x_plus_3", shape, *gate_quantization)
+    add_options = schema.AddOptionsT()
+    add_options.fusedActivationFunction = schema.ActivationFunctionType.RELU6
+    add = _operator(_opcode_index(model, schema.BuiltinOperator.ADD), [x, constants["three"]], [gate],
+                    schema.BuiltinOptions.AddOptions, add_options)
+    return [_mul(model, x, constants["sixth"], sixth), add, _mul(model, sixth, gate, y)]
+
+
+def _float_tensor(model, subgraph, name, shape, values=None):
+    """Append a float32 tensor to ``subgraph`` (a constant holding ``values`` when given)."""
+    tensor = schema.TensorT()
+    tensor.name, tensor.type, tensor.shape, tensor.buffer = name.encode(), schema.TensorType.FLOAT32, \
+        np.asarray(shape, np.int32), 0
+    if values is not None:
+        buffer = schema.BufferT()
+        buffer.data = np.ascontiguousarray(values, np.float32).view(np.uint8).ravel()
+        model.buffers.append(buffer)
+        tensor.buffer = len(model.buffers) - 1
+    subgraph.tensors.append(tensor)
+    return len(subgraph.tensors) - 1
+
+
+def _dequantized(model, tensor, dtype):
+    """The float values of a constant per-channel (axis 0) or per-tensor quantized tensor."""
+    values = np.frombuffer(model.buffers[tensor.buffer].data.tobytes(), dtype).reshape(tensor.shape)
+    scale = np.asarray(tensor.quantization.scale, np.float64).reshape((-1,) + (1,) * (values.ndim - 1))
+    zero = np.asarray(tensor.quantization.zeroPoint, np.float64).reshape(scale.shape)
+    return (values - zero) * scale
+
+
+def _narrow_convolution_ops(model, subgraph, operator, constants):
+    """A CONV_2D of at most ``NARROW_CHANNELS`` int8 input channels computed in float (see the module
+    docstring), or None for any other operator."""
+    if len(operator.inputs) < 2:
+        return None
+    x, weights, *bias = operator.inputs
+    source, kernel = subgraph.tensors[x], subgraph.tensors[weights]
+    if source.type != schema.TensorType.INT8 or kernel.type != schema.TensorType.INT8 or \
+            source.shape[-1] > NARROW_CHANNELS or model.buffers[kernel.buffer].data is None:
+        return None
+    (y,) = operator.outputs
+    name = subgraph.tensors[y].name.decode(errors="replace")
+    inputs = [_float_tensor(model, subgraph, f"{name}/input_float", source.shape),
+              _float_tensor(model, subgraph, f"{name}/kernel_float", kernel.shape, _dequantized(model, kernel, np.int8))]
+    if bias and bias[0] >= 0:
+        bias_tensor = subgraph.tensors[bias[0]]
+        inputs.append(_float_tensor(model, subgraph, f"{name}/bias_float", bias_tensor.shape,
+                                    _dequantized(model, bias_tensor, np.int32)))
+    output = _float_tensor(model, subgraph, f"{name}/float", subgraph.tensors[y].shape)
+    convolution = copy.copy(operator)
+    convolution.inputs, convolution.outputs = inputs, [output]
+    return [_operator(_opcode_index(model, schema.BuiltinOperator.DEQUANTIZE), [x], [inputs[0]], 0, None),
+            convolution,
+            _operator(_opcode_index(model, schema.BuiltinOperator.QUANTIZE), [output], [y], 0, None)]
+
+
+def _softmax_ops(model, subgraph, operator, constants):
+    """An int8 SOFTMAX as DEQUANTIZE, float SOFTMAX, QUANTIZE (see the module docstring); a QUANTIZE that
+    alone reads its output (int8 to the uint8 model output) is folded into the last op."""
+    (x,), (y,) = operator.inputs[:1], operator.outputs
+    if subgraph.tensors[x].type != schema.TensorType.INT8:
+        return None
+    readers = [op for op in subgraph.operators if y in op.inputs]
+    quantize = _opcode_index(model, schema.BuiltinOperator.QUANTIZE)
+    if y not in subgraph.outputs and len(readers) == 1 and readers[0].opcodeIndex == quantize:
+        constants.setdefault("dropped", set()).add(id(readers[0]))
+        y = readers[0].outputs[0]
+    name = subgraph.tensors[y].name.decode(errors="replace")
+    logits, probabilities = (_float_tensor(model, subgraph, f"{name}/{what}", subgraph.tensors[x].shape)
+                             for what in ("logits_float", "float"))
+    softmax = copy.copy(operator)
+    softmax.inputs, softmax.outputs = [logits], [probabilities]
+    return [_operator(_opcode_index(model, schema.BuiltinOperator.DEQUANTIZE), [x], [logits], 0, None),
+            softmax, _operator(quantize, [probabilities], [y], 0, None)]
+
+
+def _rewrite(model_bytes, builtin, replace):
+    """``model_bytes`` with each operator of type ``builtin`` that ``replace(model, subgraph, operator,
+    constants)`` gives ops for replaced by them; ``(bytes, number replaced)``, the input itself if none."""
+    model = flatbuffer_utils.convert_bytearray_to_object(bytearray(model_bytes))
+    codes = {index for index, code in enumerate(model.operatorCodes)
+             if max(code.builtinCode, code.deprecatedBuiltinCode) == builtin}
+    rewritten = 0
+    for subgraph in model.subgraphs if codes else ():
+        operators, constants = [], {}
+        for operator in subgraph.operators:
+            if id(operator) in constants.get("dropped", ()):  # folded into an earlier replacement
+                continue
+            replacement = replace(model, subgraph, operator, constants) if operator.opcodeIndex in codes else None
+            operators += replacement or [operator]
+            rewritten += replacement is not None
+        subgraph.operators = operators
+    if not rewritten:
+        return model_bytes, 0
+    return bytes(flatbuffer_utils.convert_object_to_bytearray(model)), rewritten
+
+
+def hard_swish_as_xnnpack_ops(model_bytes):
+    """``model_bytes`` with every int8 ``HARD_SWISH`` written as MUL, ADD+RELU6, MUL (see the module
+    docstring); returns ``(new bytes, number of ops rewritten)``, the input itself when there were none."""
+    return _rewrite(model_bytes, schema.BuiltinOperator.HARD_SWISH, _hard_swish_ops)
+
+
+def narrow_convolutions_in_float(model_bytes):
+    """``model_bytes`` with every int8 CONV_2D of at most ``NARROW_CHANNELS`` input channels computed in float
+    between DEQUANTIZE and QUANTIZE (see the module docstring); ``(new bytes, number rewritten)``."""
+    return _rewrite(model_bytes, schema.BuiltinOperator.CONV_2D, _narrow_convolution_ops)
+
+
+def softmax_in_float(model_bytes):
+    """``model_bytes`` with every int8 SOFTMAX computed in float (see the module docstring);
+    ``(new bytes, number rewritten)``."""
+    return _rewrite(model_bytes, schema.BuiltinOperator.SOFTMAX, _softmax_ops)
+
+
+def for_xnnpack(model_bytes):
+    """A full-int8 file with all three rewrites; ``(new bytes, {rewrite: number of ops rewritten})``."""
+    counts = {}
+    for rewrite in (hard_swish_as_xnnpack_ops, narrow_convolutions_in_float, softmax_in_float):
+        model_bytes, counts[rewrite.__name__] = rewrite(model_bytes)
+    return model_bytes, counts
