@@ -51,7 +51,7 @@ import numpy as np
 from tensorflow.lite.python import schema_py_generated as schema
 from tensorflow.lite.tools import flatbuffer_utils
 
-_INT8_VERSION = 2  # ADD and MUL on int8 tensors are version 2 of their kernels
+_INT8_VERSION = 2  # the kernel version of ADD, MUL, QUANTIZE and DEQUANTIZE on int8 tensors
 ONE_SIXTH = 1.0 / 6.0
 THREE_SCALE = 3.0 / 127
 ADD_SCALE_RATIOS = (2.0 ** -10, 2.0 ** 8)  # XNNPACK: input scale / output scale
