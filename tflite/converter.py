@@ -7,7 +7,8 @@ Quantization modes (TensorFlow's post-training quantization guide):
     dynamic  int8 weights, activations quantized on the fly
     int8     full integer: int8 weights and activations, calibrated on
              ``representative_data``; input/output int8 or uint8 (``io_dtype``); each
-             hard-swish and 3-channel stem rewritten for XNNPACK (``tflite.xnnpack_int8``)
+             hard-swish, 3-channel convolutions and softmax rewritten for XNNPACK
+             (``tflite.xnnpack_int8``)
     int16x8  full integer with 16-bit activations: int8 weights (per channel), int16
              activations (symmetric, per tensor), int64 biases, calibrated on
              ``representative_data``; ops without a 16-bit kernel stay float (below);
@@ -67,6 +68,24 @@ QUANTIZATION_IO = {"int8": ("uint8", "int8", "float32"), "int16x8": ("float32", 
 # The converter's op set of each calibrated quantization.
 OPS_SETS = {"int8": tf.lite.OpsSet.TFLITE_BUILTINS_INT8,
             "int16x8": tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8}
+
+
+UNCALIBRATED_INPUTS = "Statistics for quantized inputs"  # calibration's warning: inputs need no statistics
+
+
+@contextlib.contextmanager
+def quiet_conversion(warning_messages=(UNCALIBRATED_INPUTS,), is_noise=CONVERTER_NOISE.match):
+    """Run a conversion with Keras 3's export listing (stdout) dropped, warnings matching
+    ``warning_messages`` ignored and the converter's native log lines that ``is_noise`` picks dropped;
+    the rest of the log is passed on, after a failure too."""
+    log = []
+    try:
+        with contextlib.redirect_stdout(io.StringIO()), native_stderr() as log, warnings.catch_warnings():
+            for message in warning_messages:
+                warnings.filterwarnings("ignore", message=message)
+            yield
+    finally:
+        forward(log, is_noise=is_noise)
 
 
 def representative_dataset(samples, limit):
@@ -139,15 +158,8 @@ def convert(model, quantization="fp32", representative_data=None, io_dtype=None,
             converter.target_spec.supported_ops.append(tf.lite.OpsSet.TFLITE_BUILTINS)
         converter.inference_input_type = IO_DTYPES[io_dtype]
         converter.inference_output_type = IO_DTYPES[io_dtype]
-    # Keras 3's export prints every captured tensor; calibration warns that inputs carry no
-    # statistics (they need none: the representative data provides them).
-    log = []
-    try:
-        with contextlib.redirect_stdout(io.StringIO()), native_stderr() as log, warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message="Statistics for quantized inputs")
-            model_bytes = _convert_16x8(converter, model) if quantization == "int16x8" else converter.convert()
-        if quantization == "int8":  # ops XNNPACK runs fast (tflite.xnnpack_int8)
-            model_bytes = for_xnnpack(model_bytes)[0]
-        return int8_binary_kernels(model_bytes)[0] if quantization == "binary" else model_bytes
-    finally:  # a failed conversion's diagnostics are passed on too
-        forward(log, is_noise=CONVERTER_NOISE.match)
+    with quiet_conversion():
+        model_bytes = _convert_16x8(converter, model) if quantization == "int16x8" else converter.convert()
+    if quantization == "int8":  # ops XNNPACK runs fast (tflite.xnnpack_int8)
+        model_bytes = for_xnnpack(model_bytes)[0]
+    return int8_binary_kernels(model_bytes)[0] if quantization == "binary" else model_bytes

@@ -10,19 +10,15 @@ op's NodeDef text stands in for it, the wrapper is saved as a SavedModel and con
 ``from_saved_model`` and ``allow_custom_ops``; the converter then emits the op, which every
 TFLite runtime (ai-edge-litert included) has built in. Everything else is builtin ops.
 """
-import contextlib
-import io
 import tempfile
-import warnings
 
 import numpy as np
 import tensorflow as tf
 
-from demo_app.native_log import forward, native_stderr
 from keras_layers.keras_api import keras
 from models.box_coding import BOX_SCALES, PostProcessing
 from models.ssdlite import num_classes
-from tflite.converter import CALIBRATED, CONVERTER_NOISE, OPS_SETS, representative_dataset
+from tflite.converter import CALIBRATED, CONVERTER_NOISE, OPS_SETS, quiet_conversion, representative_dataset
 from tflite.xnnpack_int8 import for_xnnpack
 
 POSTPROCESS_OP = "TFLite_Detection_PostProcess"
@@ -92,6 +88,11 @@ def outputs_in_op_order(model_bytes):
     return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
 
 
+def _is_export_noise(line):
+    """What saving the SavedModel and converting it print on success."""
+    return CONVERTER_NOISE.match(line) or not line.strip() or line.startswith(("W0000", "I0000", "WARNING: All log"))
+
+
 def convert_detector(model, anchors, quantization="fp32", representative_data=None, settings=PostProcessing(),
                      calibration_steps=200):
     """Convert an SSDLite ``model`` (pixels in, ``(N, A, 4 + C + 1)`` out) with its ``anchors``.
@@ -110,25 +111,18 @@ def convert_detector(model, anchors, quantization="fp32", representative_data=No
         raise ValueError(f"{quantization} quantization needs representative_data (images of the model's input)")
     if len(anchors) != model.outputs[0].shape[1]:
         raise ValueError(f"{len(anchors)} anchors given but the model predicts {model.outputs[0].shape[1]} boxes")
-    log = []
-    with tempfile.TemporaryDirectory() as saved_model:
-        try:
-            with contextlib.redirect_stdout(io.StringIO()), native_stderr() as log, warnings.catch_warnings():
-                warnings.filterwarnings("ignore")
-                _save_detector(model, anchors, settings, saved_model)
-                converter = tf.lite.TFLiteConverter.from_saved_model(saved_model)
-                converter.allow_custom_ops = True
-                converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
-                if quantization in CALIBRATED:
-                    converter.optimizations = [tf.lite.Optimize.DEFAULT]
-                    converter.representative_dataset = representative_dataset(representative_data, calibration_steps)
-                    converter.target_spec.supported_ops = [OPS_SETS[quantization], tf.lite.OpsSet.TFLITE_BUILTINS]
-                if quantization == "int8":
-                    converter.inference_input_type = tf.uint8
-                model_bytes = converter.convert()
-                if quantization == "int8":  # ops XNNPACK runs fast (tflite.xnnpack_int8)
-                    model_bytes = for_xnnpack(model_bytes)[0]
-                return outputs_in_op_order(model_bytes)
-        finally:
-            forward(log, is_noise=lambda line: CONVERTER_NOISE.match(line) or not line.strip()
-                    or line.startswith(("W0000", "I0000", "WARNING: All log")))
+    with tempfile.TemporaryDirectory() as saved_model, quiet_conversion(("",), _is_export_noise):
+        _save_detector(model, anchors, settings, saved_model)
+        converter = tf.lite.TFLiteConverter.from_saved_model(saved_model)
+        converter.allow_custom_ops = True
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+        if quantization in CALIBRATED:
+            converter.optimizations = [tf.lite.Optimize.DEFAULT]
+            converter.representative_dataset = representative_dataset(representative_data, calibration_steps)
+            converter.target_spec.supported_ops = [OPS_SETS[quantization], tf.lite.OpsSet.TFLITE_BUILTINS]
+        if quantization == "int8":
+            converter.inference_input_type = tf.uint8
+        model_bytes = converter.convert()
+    if quantization == "int8":  # ops XNNPACK runs fast (tflite.xnnpack_int8)
+        model_bytes = for_xnnpack(model_bytes)[0]
+    return outputs_in_op_order(model_bytes)

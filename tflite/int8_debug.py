@@ -25,18 +25,15 @@ The selective file takes and returns float32, the debugger's non-debug model as 
 is quantized by one QUANTIZE op. (The kit's ``model_int8.tflite`` takes uint8 pixels instead.)
 """
 import collections
-import contextlib
 import csv
 import io
 import math
 import re
-import warnings
 
 import tensorflow as tf
 
-from demo_app.native_log import forward, native_stderr
 from keras_layers.keras_api import LEGACY_KERAS
-from tflite.converter import CONVERTER_NOISE, representative_dataset
+from tflite.converter import CONVERTER_NOISE, UNCALIBRATED_INPUTS, quiet_conversion, representative_dataset
 
 IDEAL_RMSE_SCALE = 1 / math.sqrt(12)  # rounding error alone, in steps of the grid
 SUSPECT_RMSE_SCALE = 0.7  # the guide's cut for layers to keep in float
@@ -49,19 +46,11 @@ Selective.__doc__ = """``selective_int8``'s result: the ``.tflite`` bytes, the t
 order) and the int8 report rows the choice was made on."""
 
 
-@contextlib.contextmanager
 def _quiet():
-    """Silence what conversion and the debugger's interpreter print on success (Keras 3's export
-    listing, the quantizer's settings, the XNNPACK notice, TensorFlow's interpreter deprecation
-    and the uncalibrated-inputs warning); anything else is passed on, after a failure too."""
-    log = []
-    try:
-        with contextlib.redirect_stdout(io.StringIO()), native_stderr() as log, warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message="Statistics for quantized inputs")
-            warnings.filterwarnings("ignore", message=r"\s*Warning: tf.lite.Interpreter is deprecated")
-            yield
-    finally:
-        forward(log, is_noise=lambda line: CONVERTER_NOISE.match(line) or line.startswith("INFO: "))
+    """Silence what conversion and the debugger's interpreter print on success (``quiet_conversion``, plus
+    the XNNPACK notice and TensorFlow's interpreter deprecation)."""
+    return quiet_conversion((UNCALIBRATED_INPUTS, r"\s*Warning: tf.lite.Interpreter is deprecated"),
+                            is_noise=lambda line: CONVERTER_NOISE.match(line) or line.startswith("INFO: "))
 
 
 def _debugger(model, representative_data, calibration_steps):

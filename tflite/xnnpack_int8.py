@@ -77,20 +77,31 @@ def _quantization(scale, zero_point):
     return parameters
 
 
-def _tensor(model, subgraph, name, shape, scale, zero_point, value=None):
-    """Append an int8 tensor to ``subgraph`` (a constant holding the int8 ``value`` when given)."""
+def _append_tensor(model, subgraph, name, shape, dtype, data=None, quantization=None):
+    """Append a tensor to ``subgraph``: a constant holding the array ``data`` when given (a buffer of its
+    own), else one the interpreter fills (buffer 0, the empty buffer)."""
     tensor = schema.TensorT()
-    tensor.name, tensor.type = name.encode(), schema.TensorType.INT8
-    tensor.shape = np.asarray(shape, np.int32)
-    tensor.quantization = _quantization(scale, zero_point)
-    tensor.buffer = 0  # buffer 0 is the empty buffer of every non-constant tensor
-    if value is not None:
+    tensor.name, tensor.type, tensor.shape = name.encode(), dtype, np.asarray(shape, np.int32)
+    tensor.quantization, tensor.buffer = quantization, 0
+    if data is not None:
         buffer = schema.BufferT()
-        buffer.data = np.asarray([value], np.int8).view(np.uint8)
+        buffer.data = np.ascontiguousarray(data).view(np.uint8).ravel()
         model.buffers.append(buffer)
         tensor.buffer = len(model.buffers) - 1
     subgraph.tensors.append(tensor)
     return len(subgraph.tensors) - 1
+
+
+def _tensor(model, subgraph, name, shape, scale, zero_point, value=None):
+    """Append an int8 tensor (a constant holding the int8 ``value`` when given)."""
+    data = None if value is None else np.asarray([value], np.int8)
+    return _append_tensor(model, subgraph, name, shape, schema.TensorType.INT8, data, _quantization(scale, zero_point))
+
+
+def _float_tensor(model, subgraph, name, shape, values=None):
+    """Append a float32 tensor (a constant holding ``values`` when given)."""
+    data = None if values is None else np.asarray(values, np.float32)
+    return _append_tensor(model, subgraph, name, shape, schema.TensorType.FLOAT32, data)
 
 
 def _operator(opcode, inputs, outputs, options_type, options):
@@ -166,20 +177,6 @@ def _hard_swish_ops(model, subgraph, operator, constants):
     add = _operator(_opcode_index(model, schema.BuiltinOperator.ADD), [x, constants["three"]], [gate],
                     schema.BuiltinOptions.AddOptions, add_options)
     return [_mul(model, x, constants["sixth"], sixth), add, _mul(model, sixth, gate, y)]
-
-
-def _float_tensor(model, subgraph, name, shape, values=None):
-    """Append a float32 tensor to ``subgraph`` (a constant holding ``values`` when given)."""
-    tensor = schema.TensorT()
-    tensor.name, tensor.type, tensor.shape, tensor.buffer = name.encode(), schema.TensorType.FLOAT32, \
-        np.asarray(shape, np.int32), 0
-    if values is not None:
-        buffer = schema.BufferT()
-        buffer.data = np.ascontiguousarray(values, np.float32).view(np.uint8).ravel()
-        model.buffers.append(buffer)
-        tensor.buffer = len(model.buffers) - 1
-    subgraph.tensors.append(tensor)
-    return len(subgraph.tensors) - 1
 
 
 def _dequantized(model, tensor, dtype):
