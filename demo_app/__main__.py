@@ -1,12 +1,14 @@
 """``python -m demo_app --model M.tflite --source SRC``: the demo on the board, TensorFlow-free.
 
 Errors in the inputs (bad model, source, labels, output) print one line
-``demo_app: error: <message>`` and exit with status 2; ``--debug`` shows the traceback instead.
+``demo_app: error: <message>`` and exit with status 2; ``--debug`` shows the traceback instead,
+as does an error the demo did not raise (``demo_app.errors``).
 """
 import argparse
 import sys
 
 from demo_app.app import add_arguments, run_from_args
+from demo_app.errors import is_input_error
 from demo_app.runtime import one_line
 
 
@@ -21,7 +23,7 @@ def main(argv=None):
     except KeyboardInterrupt:
         return 130
     except (ValueError, OSError, ImportError) as exc:
-        if args.debug:
+        if args.debug or not is_input_error(exc):
             raise
         print(f"{parser.prog}: error: {one_line(exc)}", file=sys.stderr)
         return 2

@@ -29,8 +29,12 @@ def load_labels(path):
     """Labels from a text file, one per line (line i names class i)."""
     if not os.path.isfile(path):
         raise FileNotFoundError(f"labels file not found: {path}")
-    with open(path, encoding="utf-8") as f:
-        labels = [line.strip() for line in f.read().splitlines()]
+    try:
+        with open(path, encoding="utf-8") as f:
+            labels = [line.strip() for line in f.read().splitlines()]
+    except UnicodeDecodeError as error:
+        raise ValueError(f"labels file {path} is not UTF-8 text ({error.reason} at byte {error.start}): expected "
+                         f"one label per line") from None
     while labels and not labels[-1]:
         labels.pop()
     if not labels:
@@ -125,7 +129,10 @@ def run_demo(model, source, labels=None, output=None, headless=False, num_thread
         camera_size = parse_size(camera_size, "--camera-size")
     if not isinstance(model, TFLiteModel):
         model = TFLiteModel(model, num_threads=num_threads)
-    image_size(model.input_shape)
+    try:
+        image_size(model.input_shape)
+    except ValueError as error:
+        raise ValueError(f"{model.name}: {error}") from None
     metadata = (read_metadata(model.path) if model.path else None) or {}
     if input_range is None:
         input_range = metadata.get("input_range") or "0,255"

@@ -41,6 +41,7 @@ import time
 
 import numpy as np
 
+from demo_app.files import AtomicFile
 from demo_app.options import parse_size
 from demo_app.runtime import TFLiteModel, interpreter_class, one_line
 
@@ -132,20 +133,23 @@ def write_synthetic_video(path, frames, frame_size, fps=30.0):
     import cv2  # imported here: the model benchmark runs without OpenCV, and its memory figures stay the model's
 
     width, height = frame_size
-    writer = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*"MJPG"), fps, (width, height))
-    if not writer.isOpened():
-        raise ValueError(f"cannot write the synthetic video {path}: OpenCV's VideoWriter did not open with MJPG")
     x, y = np.meshgrid(np.arange(width), np.arange(height))
     side = max(1, min(width, height) // 4)
-    try:
-        for i in range(frames):
-            frame = np.stack([(x + 4 * i) % 256, (y + 2 * i) % 256, (x + y + 8 * i) % 256], axis=-1).astype(np.uint8)
-            left = (7 * i) % max(1, width - side)
-            top = (5 * i) % max(1, height - side)
-            frame[top:top + side, left:left + side] = (255, 255, 255)
-            writer.write(frame)
-    finally:
-        writer.release()
+    with AtomicFile(path) as tmp:
+        writer = cv2.VideoWriter(tmp, cv2.VideoWriter_fourcc(*"MJPG"), fps, (width, height))
+        try:
+            if not writer.isOpened():
+                raise ValueError(f"cannot write the synthetic video {path}: OpenCV's VideoWriter did not open "
+                                 f"with MJPG")
+            for i in range(frames):
+                frame = np.stack([(x + 4 * i) % 256, (y + 2 * i) % 256, (x + y + 8 * i) % 256],
+                                 axis=-1).astype(np.uint8)
+                left = (7 * i) % max(1, width - side)
+                top = (5 * i) % max(1, height - side)
+                frame[top:top + side, left:left + side] = (255, 255, 255)
+                writer.write(frame)
+        finally:
+            writer.release()
     return path
 
 

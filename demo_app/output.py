@@ -1,12 +1,13 @@
 """Where annotated frames go: a video file (.mp4/.avi) or a folder of PNG frames.
 
-Files are written under a temporary name and moved into place with ``os.replace``, so an
-error never leaves a half-written file behind under the final name.
+Files are written under a hidden temporary name and moved into place (``demo_app.files``), so
+an error or a kill never leaves a half-written file behind under the final name.
 """
 import os
 
 import cv2
 
+from demo_app.files import AtomicFile
 from demo_app.preprocess import resize
 from demo_app.sources import opencv_quiet
 
@@ -24,10 +25,8 @@ class FrameFolder:
         ok, png = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
         if not ok:
             raise ValueError(f"cannot encode frame {self.count} as PNG")
-        final = os.path.join(self.path, f"frame_{self.count:05d}.png")
-        with open(final + ".tmp", "wb") as f:
+        with AtomicFile(os.path.join(self.path, f"frame_{self.count:05d}.png")) as tmp, open(tmp, "wb") as f:
             f.write(png.tobytes())
-        os.replace(final + ".tmp", final)
         self.count += 1
 
     def close(self, success=True):
@@ -40,17 +39,15 @@ class VideoFile:
     def __init__(self, path, fps=10.0):
         self.path, self.fps, self.count = path, float(fps), 0
         self.codec = VIDEO_CODECS[os.path.splitext(path)[1].lower()]
-        folder, base = os.path.split(os.path.abspath(path))
-        root, ext = os.path.splitext(base)
-        self.tmp_path = os.path.join(folder, f".{root}.partial{ext}")  # keeps the container's extension
-        self.writer = self.size = None
+        self.writer = self.size = self.output = None
 
     def write(self, rgb):
         if self.writer is None:
-            os.makedirs(os.path.dirname(self.tmp_path), exist_ok=True)
+            self.output = AtomicFile(self.path)
             self.size = (rgb.shape[1], rgb.shape[0])
             with opencv_quiet():
-                self.writer = cv2.VideoWriter(self.tmp_path, cv2.VideoWriter_fourcc(*self.codec), self.fps, self.size)
+                self.writer = cv2.VideoWriter(self.output.tmp, cv2.VideoWriter_fourcc(*self.codec), self.fps,
+                                              self.size)
             if not self.writer.isOpened():
                 raise ValueError(f"cannot write video {self.path}: OpenCV's VideoWriter did not open with "
                                  f"codec {self.codec} (try .avi, or a folder for PNG frames)")
@@ -63,10 +60,9 @@ class VideoFile:
         if self.writer is not None:
             self.writer.release()
             self.writer = None
-        if success and self.count:
-            os.replace(self.tmp_path, self.path)
-        elif os.path.exists(self.tmp_path):
-            os.remove(self.tmp_path)
+        if self.output is not None:
+            self.output.close(keep=bool(success and self.count))
+            self.output = None
 
 
 def open_output(path, fps=None):

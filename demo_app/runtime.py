@@ -96,11 +96,12 @@ class TFLiteModel:
             with native_stderr() as log:
                 self.interpreter = Interpreter(**source, num_threads=num_threads)
                 self.interpreter.allocate_tensors()
-        except Exception as exc:  # the runtimes raise RuntimeError/ValueError for corrupt files
+                inputs = self.interpreter.get_input_details()
+                self.interpreter.get_output_details()  # decodes the tensor names, which a corrupt file may garble
+        except Exception as exc:  # the runtimes raise RuntimeError/ValueError/UnicodeDecodeError for corrupt files
             details = "; ".join([one_line(exc)] + [line.strip() for line in log if line.startswith("ERROR")])
             raise ValueError(f"cannot load TFLite model {name}: {details} (expected a valid .tflite file)") from exc
         forward(log, is_noise=lambda line: line.startswith("INFO: "))  # pass on all but the INFO chatter
-        inputs = self.interpreter.get_input_details()
         if len(inputs) != 1:
             raise ValueError(f"TFLite model {name} has {len(inputs)} inputs: expected exactly 1")
         self._input = inputs[0]
@@ -159,7 +160,7 @@ class TFLiteModel:
         if x.shape == shape[1:]:
             x = x[None]
         if x.shape[1:] != shape[1:]:
-            raise ValueError(f"input shape {x.shape} does not match the model input {shape} "
+            raise ValueError(f"input shape {x.shape} does not match the input {shape} of TFLite model {self.name} "
                              f"(the batch axis may be left out)")
         if x.shape[0] != shape[0]:
             self.interpreter.resize_tensor_input(self._input["index"], list(x.shape))

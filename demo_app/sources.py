@@ -61,7 +61,11 @@ def opencv_quiet():
 def read_image(path):
     """Decode the image file at ``path`` into an RGB uint8 ``HxWx3`` array."""
     data = np.fromfile(path, dtype=np.uint8)  # unlike cv2.imread, fine with non-ASCII paths
-    bgr = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    try:
+        bgr = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    except cv2.error as error:  # e.g. a header claiming more pixels than OpenCV decodes
+        raise ValueError(f"cannot decode image {path}: OpenCV refused it ({getattr(error, 'err', error)}); expected "
+                         f"an image of at most 2^30 pixels") from None
     if bgr is None:
         reason = "the file is empty" if not data.size else "not a readable image"
         raise ValueError(f"cannot decode image {path}: {reason} (expected {', '.join(IMAGE_EXTENSIONS)})")
@@ -218,8 +222,9 @@ def open_video(path):
 
 
 def open_folder(path):
-    """The images in folder ``path``, sorted by file name."""
-    names = sorted(n for n in os.listdir(path) if n.lower().endswith(IMAGE_EXTENSIONS))
+    """The images in folder ``path``, sorted by file name (hidden files, such as a killed run's temporary
+    files, left out)."""
+    names = sorted(n for n in os.listdir(path) if n.lower().endswith(IMAGE_EXTENSIONS) and not n.startswith("."))
     if not names:
         raise ValueError(f"no images in folder {path}: expected files ending in {', '.join(IMAGE_EXTENSIONS)}")
     return ImageFiles(os.path.join(path, n) for n in names)

@@ -14,11 +14,11 @@ implements a hook by defining the method or attribute (no base class to inherit)
     Foldable           fold() -> [ndarray]              models.reparameterize, mobilekit.zoo
     HasPlainLayers     plain_layers() -> [(layer, w)]   models.reparameterize.plain_network
     Composable         compose() -> None                keras_layers.conformal.Recompose
-    CalibratedOutput   calibrated_output: bool          tflite.qat
+    CalibratedOutput   calibrated_output: bool          tflite.qat, tflite.qat_tfmot
 
 Conventions read without a hook (stated here so that all the protocol sits in one place):
 
-- ``KERNEL_ATTRIBUTES``: quantization-aware training (``tflite.qat``) fake-quantizes every
+- ``KERNEL_ATTRIBUTES``: quantization-aware training (``tflite.qat``, ``tflite.qat_tfmot``) fake-quantizes every
   weight that a kit layer's sub-layers expose under these names, and quantizes the output of
   every kit layer (``is_kit_layer``) unless the layer declares ``CalibratedOutput``.
 - Binary kernels: ``tflite.binary_export`` reads no layer at all; it recognizes, in the fp32
@@ -139,7 +139,7 @@ class CalibratedOutput(Protocol):
     range of the layer's output to post-training calibration instead of training a fake-quant
     range for it. For layers whose output concatenates branches of different ranges: TFLite's
     concatenation shares one scale, and a trained range forced onto every branch would leave the
-    branch that also feeds another op in float. Read by ``tflite.qat``.
+    branch that also feeds another op in float. Read by ``tflite.qat`` and ``tflite.qat_tfmot``.
     """
 
     calibrated_output: bool
@@ -148,7 +148,7 @@ class CalibratedOutput(Protocol):
 HOOKS = (CountsMacs, MacsByBits, OperandBits, CountsWeightBits, Foldable, HasPlainLayers, Composable,
          CalibratedOutput)
 
-# Weights of a kit layer's sub-layers that quantization-aware training fake-quantizes (tflite.qat).
+# Weights of a kit layer's sub-layers that quantization-aware training fake-quantizes (tflite.qat, tflite.qat_tfmot).
 KERNEL_ATTRIBUTES = ("kernel", "depthwise_kernel")
 
 # Method names reserved for hooks: a kit layer may define one only if a hook above declares it.

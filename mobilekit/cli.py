@@ -3,8 +3,9 @@ each command; the tasks (``mobilekit.tasks``) and the jobs' signatures give the 
 defaults, so each default is stated once. ``mobilekit demo`` (like ``python -m demo_app``)
 never loads TensorFlow.
 
-Bad input (a ValueError or OSError raised by a job) prints one line and exits 2;
-``--debug`` shows the traceback instead. Training stopped by SIGINT / SIGTERM prints one line
+Bad input (an OSError, or a ValueError the kit raised: ``demo_app.errors``) prints one line and
+exits 2; ``--debug`` shows the traceback instead, and a ValueError raised inside TensorFlow or
+another library (a programming error) keeps it. Training stopped by SIGINT / SIGTERM prints one line
 saying how to resume and exits 130 / 143.
 """
 import argparse
@@ -15,8 +16,10 @@ import re
 import sys
 
 from demo_app import app as demo
+from demo_app.errors import is_input_error
 from demo_app.native_log import forward, native_stderr
 from demo_app.preprocess import INPUT_RANGES
+from demo_app.runtime import one_line
 
 
 def _given(args, *names):
@@ -119,37 +122,42 @@ def _train(args):
     train(args.task, name=args.name, resume=args.resume, **_training_options(args))
 
 
-MODEL_EXPORT_FLAGS = ("task", "labels", "calibration_data", "validation_data", "image_size", "input_range")
+MODEL_EXPORT_FLAGS = ("task", "labels", "calibration_data", "validation_data", "train_data", "image_size",
+                      "input_range")
 INT8_DIAGNOSIS_FLAGS = ("int8_report", "float_layers", "float_worst")  # mobilekit.int8_diagnosis
 
 
 def _export(args):
     if args.model:
-        _refuse(args, "with --model (a model the kit did not train)", "qat", "qat_epochs", "prune",
-                *INT8_DIAGNOSIS_FLAGS)
+        _refuse(args, "with --model (a model the kit did not train)", "prune", *INT8_DIAGNOSIS_FLAGS)
+        _refuse(args, "with --model (TFMOT needs a network the kit's builders rebuild under tf_keras)", "qat_backend")
+        if not args.qat:
+            _refuse(args, "without --qat", "qat_epochs", "train_data")
         from mobilekit.model_export import export_model
+        from mobilekit.optimize import QAT_EPOCHS
 
         options = {key: getattr(args, key) for key in MODEL_EXPORT_FLAGS if getattr(args, key) is not None}
-        export_model(args.model, name=args.name, quantizations=args.quantization or ("fp32", "int8"), **options)
+        export_model(args.model, name=args.name, quantizations=args.quantization or ("fp32", "int8"),
+                     qat_epochs=(args.qat_epochs or QAT_EPOCHS) if args.qat else 0, **options)
         return
     if not args.name:
         raise ValueError("export needs a run NAME (runs/NAME/model.keras) or --model PATH")
     _refuse(args, "to a run of the kit (it records them; they are for --model)", *MODEL_EXPORT_FLAGS)
     if any(_is_given(getattr(args, flag)) for flag in INT8_DIAGNOSIS_FLAGS):
         _refuse(args, "with --int8-report / --float-layers / --float-worst (they write files of their own)",
-                "quantization", "qat", "qat_epochs", "prune")
+                "quantization", "qat", "qat_epochs", "qat_backend", "prune")
         from mobilekit.int8_diagnosis import diagnose
 
         diagnose(args.name, float_layers=args.float_layers or (), float_worst=args.float_worst or 0)
         return
     if args.qat or args.prune:
         _refuse(args, "with --qat / --prune (they write int8 files of their own)", "quantization")
-        from mobilekit.optimize import export_with_optimization
+        from mobilekit.optimize import QAT_EPOCHS, export_with_optimization
 
-        export_with_optimization(args.name, qat_epochs=args.qat_epochs if args.qat else 0,
-                                 prune_sparsity=args.prune or 0.0)
+        export_with_optimization(args.name, qat_epochs=(args.qat_epochs or QAT_EPOCHS) if args.qat else 0,
+                                 prune_sparsity=args.prune or 0.0, **_given(args, "qat_backend"))
         return
-    _refuse(args, "without --qat", "qat_epochs")
+    _refuse(args, "without --qat", "qat_epochs", "qat_backend")
     from mobilekit.jobs import export
 
     export(args.name, args.quantization or _default(export, "quantizations"))
@@ -281,10 +289,10 @@ def _report(args):
 
 
 def _optimize(args):
-    from mobilekit.optimize import run_in_tf_keras
+    from mobilekit.optimize import optimize_report
 
-    run_in_tf_keras("compare", **_given(args, "name", "archs", "image_size", "epochs", "finetune_epochs", "sparsity",
-                                        "qsfm_ratio", "runs"))
+    optimize_report(**_given(args, "name", "archs", "image_size", "epochs", "finetune_epochs", "sparsity",
+                             "qsfm_ratio", "runs"))
     _wrote(args.name)
 
 
@@ -301,13 +309,35 @@ def _wrote(name):
     print(f"wrote {os.path.join(run_path(name), 'report.md')}")
 
 
+# Numeric options that may be 0 (besides those whose default is 0 or a list of indices), and shares (at most 1).
+ZERO_ALLOWED = ("warmup", "freeze_epochs")
+SHARES = ("fraction", "sparsity", "qsfm_ratio", "ratio")
+
+
+def _bounded(kind, zero_allowed=False, share=False):
+    """An argparse type: a ``kind`` number above 0 (at least 0 when ``zero_allowed``; at most 1 when a ``share``)."""
+    def parse(text):
+        value = kind(text)
+        if not (value >= 0 if zero_allowed else value > 0) or (share and value > 1):
+            bound = (">= 0" if zero_allowed else "> 0") + (" and <= 1" if share else "")
+            raise argparse.ArgumentTypeError(f"{text} is out of range: expected a number {bound}")
+        return value
+
+    parse.__name__ = kind.__name__  # argparse names the type in "invalid int value"
+    return parse
+
+
 def _options(parser, function, flags):
     """Options of ``function``'s arguments: ``flags`` maps an argument to ``(type, help)``; the help
-    ends with the function's default, and the option defaults to it."""
+    ends with the function's default, and the option defaults to it. Numbers out of range (``_bounded``)
+    are usage errors."""
     for name, (kind, text) in flags.items():
         default = _default(function, name)
-        shown = " ".join(map(str, default)) if isinstance(default, (tuple, list)) else default
-        extra = {"nargs": "+"} if isinstance(default, (tuple, list)) else {}
+        listed = isinstance(default, (tuple, list))
+        shown = " ".join(map(str, default)) if listed else default
+        extra = {"nargs": "+"} if listed else {}
+        if kind in (int, float):
+            kind = _bounded(kind, zero_allowed=listed or default == 0 or name in ZERO_ALLOWED, share=name in SHARES)
         parser.add_argument(f"--{name.replace('_', '-')}", type=kind, default=default, **extra,
                             help=f"{text} (default {shown})")
 
@@ -359,9 +389,11 @@ def build_parser():
     export.add_argument("--validation-data", metavar="FOLDER",
                         help="--model: images to check the files on; classifiers: one sub-folder per class, named "
                              "after the labels (accuracy, top-1 agreement)")
-    export.add_argument("--image-size", type=int, help="--model: side of the static input, when the model's height "
-                                                        "and width are free (e.g. keras.applications without "
-                                                        "input_shape)")
+    export.add_argument("--train-data", metavar="FOLDER",
+                        help="--model --qat: images to fine-tune on, one sub-folder per class named after the labels")
+    export.add_argument("--image-size", type=_bounded(int),
+                        help="--model: side of the static input, when the model's height and width are free (e.g. "
+                             "keras.applications without input_shape)")
     export.add_argument("--input-range", choices=list(INPUT_RANGES),
                         help="--model: pixel range the model expects: 0,255 (default), 0,1 or -1,1 "
                              "(write --input-range=-1,1; keras.applications MobileNetV2 takes -1,1)")
@@ -370,10 +402,12 @@ def build_parser():
                                                            for n, t in TASKS.items()) +
                              f" (default {' '.join(_default(jobs.export, 'quantizations'))})")
     export.add_argument("--qat", action="store_true",
-                        help="classify: quantization-aware fine-tuning (TFMOT, in a tf_keras process), then "
-                             "model_qat_int8.tflite")
-    export.add_argument("--qat-epochs", type=int,
-                        help=f"QAT fine-tuning epochs (default {_default(optimize.export_optimized, 'qat_epochs')})")
+                        help="classify: quantization-aware fine-tuning of the Keras 3 model, then "
+                             "model_qat_int8.tflite (integer-only int8)")
+    export.add_argument("--qat-epochs", type=int, help=f"QAT fine-tuning epochs (default {optimize.QAT_EPOCHS})")
+    export.add_argument("--qat-backend", choices=optimize.QAT_BACKENDS,
+                        help="native: the kit's fake quantization in this process (default); tfmot: TFMOT in a "
+                             "tf_keras process, writing model_qat_tfmot_int8.tflite")
     export.add_argument("--prune", type=float, metavar="SPARSITY",
                         help="classify: magnitude-prune to this sparsity (e.g. 0.5) while fine-tuning, then "
                              "model_pruned_int8.tflite")
@@ -398,8 +432,8 @@ def build_parser():
                                        "see mobilekit/suites)")
     bench.add_argument("--arch", help=f"architecture when no files are given "
                                       f"(default {_default(jobs.bench_architecture, 'arch')})")
-    bench.add_argument("--alpha", type=float, help="width multiplier of --arch (default: the builder's)")
-    bench.add_argument("--image-size", type=int, help=f"input size of --arch "
+    bench.add_argument("--alpha", type=_bounded(float), help="width multiplier of --arch (default: the builder's)")
+    bench.add_argument("--image-size", type=_bounded(int), help=f"input size of --arch "
                                                       f"(default {_default(jobs.bench_architecture, 'image_size')})")
     bench.add_argument("--quantization", nargs="+", choices=QUANTIZATIONS,
                        help="conversions of --arch or --suite to time (default fp32 int8)")
@@ -443,7 +477,7 @@ def build_parser():
     binary.add_argument("--only", nargs="+", help="variants to include (default all)")
     _options(binary, binary_table.run_binary_table, {"name": (str, "run folder under runs/"),
                                                      "epochs": (int, "epochs per training run")})
-    binary.add_argument("--seeds", type=int, help=f"number of seeds, 0, 1, ... "
+    binary.add_argument("--seeds", type=_bounded(int), help=f"number of seeds, 0, 1, ... "
                                                   f"(default {len(_default(binary_table.run_binary_table, 'seeds'))})")
     binary.set_defaults(handler=_binary)
 
@@ -540,10 +574,9 @@ def main(argv=None):
         if hasattr(stop, "exit_code"):
             print(f"mobilekit: {stop}; resume with `mobilekit train --name {args.name} --resume`", file=sys.stderr)
         return getattr(stop, "exit_code", 130)
-    except (ValueError, OSError) as error:
-        if args.debug:
+    except (ValueError, OSError, ImportError) as error:
+        if args.debug or not is_input_error(error):
             raise
-        message = " ".join(str(error).split()) or type(error).__name__
-        print(f"mobilekit: error: {message}", file=sys.stderr)
+        print(f"mobilekit: error: {one_line(error)}", file=sys.stderr)
         return 2
     return 0

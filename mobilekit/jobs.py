@@ -27,12 +27,13 @@ import time
 
 import numpy as np
 
+from demo_app.errors import is_input_error
 from demo_app.preprocess import normalization
 from keras_layers.keras_api import LEGACY_KERAS
 from mobilekit.plots import plot_training_curves
 from mobilekit.runs import (CHECKPOINT_FOLDER, LOGS_FOLDER, load_report, load_trained_run, run_dir, run_path,
                             update_report)
-from mobilekit.tasks import get_task
+from mobilekit.tasks import TASKS, get_task
 from models.batch_statistics import calibrate_batch_norm
 from models.checkpoint import read_checkpoint
 from models.data import sample_photos
@@ -45,10 +46,10 @@ from tflite.bench import benchmark
 from tflite.converter import QUANTIZATIONS, convert
 from tflite.inspect import operator_names
 from tflite.metadata import add_metadata
-from tflite.qat import load_layer_weights, save_layer_weights
+from tflite.qat_tfmot import load_layer_weights, save_layer_weights
 
 BATCH_NORM_IMAGES = 8  # photos an untrained architecture's batch-norm statistics are measured on
-TRAINED_WEIGHTS = "trained_weights.npz"  # a tf_keras child's trained weights, by layer name (see tflite.qat)
+TRAINED_WEIGHTS = "trained_weights.npz"  # a tf_keras child's trained weights, by layer name (see tflite.qat_tfmot)
 
 
 def _history_figures(history):
@@ -77,11 +78,12 @@ def resume_run(name, options, progress=print):
     report = load_report(path)
     config = report.get("config")
     checkpoint = os.path.join(path, CHECKPOINT_FOLDER)
-    if not config or read_checkpoint(checkpoint) is None:
+    if not isinstance(config, dict) or not config or read_checkpoint(checkpoint) is None:
         raise ValueError(f"--resume: run {name} has no checkpoint in {checkpoint}: expected a run that "
                          f"`mobilekit train --name {name}` started and interrupted")
     if report.get("status") == "complete":
         raise ValueError(f"--resume: run {name} is complete: nothing to resume (train a new --name instead)")
+    _, config = saved_config(name, config, required=("arch", "data", "image_size"))
     for key, value in options.items():
         if value is not None and config.get(key) != value:
             raise ValueError(f"--{key.replace('_', '-')} {value} contradicts run {name}'s saved config "
@@ -188,6 +190,28 @@ def _train_in_tf_keras(config, name, resume, progress):
     return path, model, data
 
 
+def saved_config(name, config, required=("data", "image_size")):
+    """``(task, config)`` of run ``name``'s saved ``config`` (from its report.json): its values must have
+    the types of the task's defaults, the keys ``required`` must be there (what is never filled in from
+    defaults), training options it lacks take their defaults. A config damaged or edited by hand is a
+    one-line error naming the file."""
+    where = f"run {name}'s config in {os.path.join(run_path(name), 'report.json')}"
+    task = config.get("task", "classify")
+    if not isinstance(task, str) or task not in TASKS:
+        raise ValueError(f"{where} has task {task!r}: expected one of {', '.join(TASKS)}")
+    task = TASKS[task]
+    missing = [key for key in required if key not in config]
+    if missing:
+        raise ValueError(f"{where} lacks {', '.join(missing)}: expected the config `mobilekit train` writes")
+    for key, default in task.defaults.items():
+        value = config.get(key, default)
+        kinds = (int, float) if isinstance(default, float) else type(default)
+        if isinstance(value, bool) != isinstance(default, bool) or not isinstance(value, kinds):
+            raise ValueError(f"{where} has {key} {value!r}: expected a value of the type of its default {default!r} "
+                             f"({type(default).__name__})")
+    return task, {**{key: value for key, value in task.defaults.items() if key in task.options}, **config}
+
+
 def check_quantizations(quantizations, allowed, what):
     """``quantizations``, each one of ``allowed``, or a one-line error saying ``what`` they are for."""
     unknown = [q for q in quantizations if q not in allowed]
@@ -220,9 +244,14 @@ def export(name, quantizations=("fp32", "int8"), progress=print):
     Writes ``model_<quantization>.tflite`` and the report's ``export`` section; returns its rows.
     """
     path, config, model = load_trained_run(name)
-    task = get_task(config.get("task", "classify"))
+    task, config = saved_config(name, config)
     quantizations = check_quantizations(quantizations, task.quantizations, task.name)
-    data = task.load_data(config)
+    try:
+        data = task.load_data(config)
+    except ValueError as error:
+        if not is_input_error(error):
+            raise
+        raise ValueError(f"run {name}'s data: {error}") from error
     reference = task.reference(model, data, config)
     rows = []
     for quantization in quantizations:

@@ -2,21 +2,24 @@
 
 ``optimize_report`` trains each architecture briefly on digits, then exports side by side:
 
-    fp32         the float model
-    ptq_int8     post-training full-int8 quantization (calibrated on the training split)
-    qat_int8     quantization-aware fine-tuning (``tflite.qat``), then full int8
-    pruned_int8  magnitude pruning to ``sparsity`` during fine-tuning (``tflite.pruning``), int8
-    qsfm_int8    QSFM filter pruning (``tflite.qsfm``), optionally fine-tuned, int8
+    fp32            the float model
+    ptq_int8        post-training full-int8 quantization (calibrated on the training split)
+    qat_int8        quantization-aware fine-tuning of the Keras 3 model (``tflite.qat``), then an
+                    integer-only int8 file
+    qat_tfmot_int8  the same with TFMOT in tf_keras (``tflite.qat_tfmot``), for comparison
+    pruned_int8     magnitude pruning to ``sparsity`` during fine-tuning (``tflite.pruning``), int8
+    qsfm_int8       QSFM filter pruning (``tflite.qsfm``), optionally fine-tuned, int8
 
 with parameters, MACs, file size (and gzip size, where pruning's zeros pay), TFLite accuracy
 on the test split and TFLite latency, all timed in one interleaved benchmark. ``qsfm_experiment``
 measures the QSFM claim (Wang et al.: ResNet-56, -48.7% FLOPs at -0.54 points without
 fine-tuning): MACs, parameters, accuracy and fp32 TFLite latency before and after.
 
-QAT and pruning need tf_keras (see ``tflite.qat``), so these jobs run in a process with
-``TF_USE_LEGACY_KERAS=1``: ``mobilekit optimize`` / ``mobilekit qsfm`` start
-``python -m mobilekit.optimize`` that way. Writes ``runs/<name>/`` (report.json,
-report.md, a PNG, every .tflite).
+TFMOT's QAT and pruning need tf_keras (see ``tflite.qat_tfmot``): ``optimize_report`` trains and
+runs the other variants in this (Keras 3) process and hands the trained weights to a child process
+with ``TF_USE_LEGACY_KERAS=1`` (``python -m mobilekit.optimize``, job ``tfmot``) for those two;
+``mobilekit qsfm`` runs there whole. Writes ``runs/<name>/`` (report.json, report.md, a PNG, every
+.tflite).
 """
 import gzip
 import json
@@ -28,22 +31,25 @@ import numpy as np
 
 from keras_layers.keras_api import keras
 from mobilekit.jobs import with_metadata
+from mobilekit.model_export import load_keras_model
 from mobilekit.plots import new_figure, save_figure
 from mobilekit.runs import load_report, load_trained_run, run_dir, run_path, update_report
 from mobilekit.tasks.classify import CLASSIFY
 from models.data import load_digits_data
-from models.files import write_bytes
+from models.files import write_bytes, write_text
 from models.profile import profile
 from models.registry import build_model
 from models.train import evaluate_accuracy, train_classifier
-from tflite import pruning, qat
+from tflite import pruning, qat, qat_tfmot
 from tflite.bench import benchmark
 from tflite.converter import convert
 from tflite.qsfm import qsfm_prune
 from tflite.validation import validate
 
-ARCHS = {"mobilenet_v2": {"alpha": 0.35}, "mobilenet_v3_small": {"alpha": 1.0}}
-VARIANTS = ("fp32", "ptq_int8", "qat_int8", "pruned_int8", "qsfm_int8")
+KERAS_MOBILENET_V2 = "keras.applications.MobileNetV2"  # a network none of the kit's builders made
+ARCHS = {"mobilenet_v2": {"alpha": 0.35}, "mobilenet_v3_small": {"alpha": 1.0}, KERAS_MOBILENET_V2: {"alpha": 0.35}}
+VARIANTS = ("fp32", "ptq_int8", "qat_int8", "qat_tfmot_int8", "pruned_int8", "qsfm_int8")
+TFMOT_ROWS = "tfmot_variants.json"  # the rows the tf_keras child writes beside its files
 
 
 def copy_model(model):
@@ -53,10 +59,10 @@ def copy_model(model):
     return clone
 
 
-def export_file(model, file_name, quantization, dataset, folder, describe=None):
+def export_file(model, file_name, quantization, dataset, folder, describe=None, integer_only=False):
     """Convert, write and validate one file (``describe``: adds metadata to its bytes); return its row (bytes,
     gzip bytes, sparsity, accuracy)."""
-    model_bytes = convert(model, quantization, representative_data=dataset.train[0])
+    model_bytes = convert(model, quantization, representative_data=dataset.train[0], integer_only=integer_only)
     if describe:
         model_bytes = describe(model_bytes)
     write_bytes(os.path.join(folder, file_name), model_bytes)
@@ -65,36 +71,71 @@ def export_file(model, file_name, quantization, dataset, folder, describe=None):
             "sparsity": round(pruning.tflite_sparsity(model_bytes), 4), **check}
 
 
-def optimize_arch(arch, dataset, folder, image_size=32, epochs=10, finetune_epochs=3, sparsity=0.5,
-                  qsfm_ratio=0.3, seed=0, progress=print):
-    """Train ``arch`` and export its five variants; return ``(rows, paths)``."""
-    model = build_model({"arch": arch, "image_size": image_size, "classes": 10, **ARCHS.get(arch, {})})
-    progress(f"{arch}: training {model.count_params():,} parameters for {epochs} epochs")
-    model, _ = train_classifier(model, dataset, folder, epochs=epochs, patience=epochs, seed=seed, verbose=0)
-    costs = profile(model)
-    rows, paths = [], []
+def build_classifier(config):
+    """``config``'s classifier: the kit's builder, or for ``KERAS_MOBILENET_V2`` the ``keras.applications``
+    network (under either Keras generation, with the same layer names) behind a rescaling of pixels to its
+    [-1, 1] input."""
+    if config["arch"] != KERAS_MOBILENET_V2:
+        return build_model(config)
+    shape = (config["image_size"], config["image_size"], 3)
+    pixels = keras.Input(shape, name="pixels")
+    network = keras.applications.MobileNetV2(input_shape=shape, alpha=config["alpha"], weights=None,
+                                             classes=config["classes"])
+    return keras.Model(pixels, network(keras.layers.Rescaling(1 / 127.5, -1, name="to_input_range")(pixels)),
+                       name="keras_applications_mobilenet_v2")
 
-    def add(variant_model, variant, quantization, variant_costs=costs):
-        progress(f"{arch}: exporting {variant}")
-        row = export_file(variant_model, f"{variant}.tflite", quantization, dataset, folder)
+
+def optimize_arch(arch, dataset, folder, image_size, epochs, finetune_epochs, sparsity, qsfm_ratio, seed, progress):
+    """Train ``arch`` and export its six variants (two of them in a tf_keras child); return the rows."""
+    config = {"arch": arch, "image_size": image_size, "classes": 10, **ARCHS.get(arch, {})}
+    model = build_classifier(config)
+    progress(f"{arch}: training {model.count_params():,} parameters for {epochs} epochs")
+    train_classifier(model, dataset, folder, epochs=epochs, patience=epochs, seed=seed, verbose=0)
+    model = load_keras_model(os.path.join(folder, "model.keras"))  # as `export --model` reads a user's file
+    costs = profile(model)
+    rows = []
+
+    def add(row, variant, variant_costs=costs):
         rows.append({"arch": arch, "variant": variant, "params": variant_costs["params"],
                      "macs": variant_costs["macs"], **row})
-        paths.append(os.path.join(folder, row["file"]))
 
-    add(model, "fp32", "fp32")
-    add(model, "ptq_int8", "int8")
+    def export(variant_model, variant, quantization, integer_only=False):
+        progress(f"{arch}: exporting {variant}")
+        return export_file(variant_model, f"{variant}.tflite", quantization, dataset, folder,
+                           integer_only=integer_only)
+
+    add(export(model, "fp32", "fp32"), "fp32")
+    add(export(model, "ptq_int8", "int8"), "ptq_int8")
     progress(f"{arch}: QAT fine-tuning for {finetune_epochs} epochs")
-    quantized = qat.quantize_model(copy_model(model))
-    qat.fine_tune(quantized, dataset, epochs=finetune_epochs, learning_rate=1e-4, verbose=0)
-    add(quantized, "qat_int8", "int8")
-    progress(f"{arch}: magnitude pruning to {sparsity:.0%} over {finetune_epochs} epochs")
-    add(prune_and_fine_tune(model, dataset, sparsity, finetune_epochs, verbose=0), "pruned_int8", "int8")
+    add(export(qat.train_quantized(model, dataset, finetune_epochs), "qat_int8", "int8", integer_only=True), "qat_int8")
+    progress(f"{arch}: TFMOT's QAT and magnitude pruning to {sparsity:.0%} over {finetune_epochs} epochs (tf_keras)")
+    qat_tfmot.save_layer_weights(model, os.path.join(folder, "weights.npz"))
+    run_in_tf_keras("tfmot", progress, config=config, folder=folder, finetune_epochs=finetune_epochs,
+                    sparsity=sparsity, seed=seed)
+    with open(os.path.join(folder, TFMOT_ROWS)) as f:
+        for row in json.load(f):
+            add(row, row.pop("variant"))
     progress(f"{arch}: QSFM removing {qsfm_ratio:.0%} of each prunable group's channels")
     slim, _ = qsfm_prune(model, dataset.train[0][:256], ratio=qsfm_ratio)
     if finetune_epochs:
         qat.fine_tune(slim, dataset, epochs=finetune_epochs, learning_rate=3e-4, verbose=0)
-    add(slim, "qsfm_int8", "int8", profile(slim))
-    return rows, paths
+    add(export(slim, "qsfm_int8", "int8"), "qsfm_int8", profile(slim))
+    return rows
+
+
+def tfmot_variants(config, folder, finetune_epochs=3, sparsity=0.5, seed=0, progress=print):
+    """The tf_keras side of ``optimize_arch``: rebuild ``config``'s classifier with the weights in
+    ``folder/weights.npz``, export its TFMOT QAT (integer-only, as ``qat_int8``) and pruned variants,
+    and write their rows to ``folder/TFMOT_ROWS``."""
+    dataset = load_digits_data(config["image_size"], seed=seed)
+    model = qat_tfmot.load_layer_weights(build_classifier(config), os.path.join(folder, "weights.npz"))
+    quantized = qat_tfmot.quantize_model(copy_model(model))
+    qat.fine_tune(quantized, dataset, epochs=finetune_epochs, learning_rate=1e-4, verbose=0)
+    rows = [{"variant": "qat_tfmot_int8", **export_file(quantized, "qat_tfmot_int8.tflite", "int8", dataset, folder,
+                                                        integer_only=True)}]
+    pruned = prune_and_fine_tune(model, dataset, sparsity, finetune_epochs, verbose=0)
+    rows.append({"variant": "pruned_int8", **export_file(pruned, "pruned_int8.tflite", "int8", dataset, folder)})
+    write_text(os.path.join(folder, TFMOT_ROWS), json.dumps(rows))
 
 
 def prune_and_fine_tune(model, dataset, sparsity, epochs, batch_size=64, verbose=2):
@@ -129,17 +170,16 @@ def plot_variants(rows, path, title):
     save_figure(figure, path)
 
 
-def optimize_report(name="optimize", archs=tuple(ARCHS), image_size=32, epochs=10, finetune_epochs=3, sparsity=0.5,
+def optimize_report(name="optimize", archs=tuple(ARCHS), image_size=32, epochs=30, finetune_epochs=3, sparsity=0.5,
                     qsfm_ratio=0.3, seed=0, runs=30, progress=print):
-    """Train each architecture, export the five variants, time them together; write ``runs/<name>/``."""
+    """Train each architecture, export the six variants, time them together; write ``runs/<name>/``."""
     path = run_dir(name)
     dataset = load_digits_data(image_size, seed=seed)
-    rows, paths = [], []
+    rows = []
     for arch in archs:
-        arch_rows, arch_paths = optimize_arch(arch, dataset, _sub_dir(path, arch), image_size, epochs,
-                                              finetune_epochs, sparsity, qsfm_ratio, seed, progress)
-        rows += arch_rows
-        paths += arch_paths
+        rows += optimize_arch(arch, dataset, _sub_dir(path, arch), image_size, epochs, finetune_epochs, sparsity,
+                              qsfm_ratio, seed, progress)
+    paths = [os.path.join(path, row["arch"], row["file"]) for row in rows]
     timings = benchmark(paths, runs=runs, progress=progress)
     for row, timing in zip(rows, timings):
         row["median_ms"] = timing["median_ms"]
@@ -204,43 +244,57 @@ def qsfm_experiment(name="qsfm_resnet56", arch="resnet56", image_size=32, epochs
     return rows, summary
 
 
-def export_optimized(name, qat_epochs=0, prune_sparsity=0.0, finetune_epochs=3, progress=print):
-    """``mobilekit export --qat/--prune``: rebuild the classifier of run ``name`` from its config
-    (``models.registry.build_model``), load its trained weights (``weights.npz``), fine-tune, export
-    ``model_qat_int8.tflite`` / ``model_pruned_int8.tflite`` and validate them."""
-    path = run_path(name)
-    config = load_report(path).get("config", {})
+def _classifier_run(path, config):
+    """The data set and labels of the classifier run at ``path`` (one-line errors for other runs)."""
     if "arch" not in config:
         raise ValueError(f"{path}/report.json has no training config: train it with `mobilekit train` first")
     if config.get("task", "classify") != CLASSIFY.name:
         raise ValueError(f"--qat / --prune export classifiers only; {path} is a {config['task']} run")
     dataset = CLASSIFY.load_data(config)
+    return dataset, CLASSIFY.labels(dataset)
+
+
+def _record_exports(path, rows, progress):
+    """Report the exported files' rows, replacing earlier rows of the same files."""
+    for row in rows:
+        progress(f"{row['file']}: {row['size_bytes'] / 1e6:.2f} MB ({row['gzip_bytes'] / 1e6:.2f} MB gzipped), "
+                 f"sparsity {row['sparsity']:.2f}, accuracy {row['tflite_accuracy']:.4f} "
+                 f"(Keras {row['keras_accuracy']:.4f})")
+    files = {row["file"] for row in rows}
+    earlier = [row for row in load_report(path).get("export_optimized", []) if row.get("file") not in files]
+    update_report(path, export_optimized=earlier + rows)
+
+
+def export_optimized(name, qat_epochs=0, prune_sparsity=0.0, finetune_epochs=3, progress=print):
+    """The tf_keras side of ``mobilekit export --qat-backend tfmot / --prune``: rebuild the classifier of
+    run ``name`` from its config (``models.registry.build_model``), load its trained weights
+    (``weights.npz``), fine-tune with TFMOT, export ``model_qat_tfmot_int8.tflite`` (integer-only) /
+    ``model_pruned_int8.tflite`` and validate them."""
+    path = run_path(name)
+    config = load_report(path).get("config", {})
+    dataset, labels = _classifier_run(path, config)
     # the run's trained weights replace everything: no pretrained file is read again
     model = build_model({**config, "classes": CLASSIFY.classes(dataset), "weights": None})
-    qat.load_layer_weights(model, os.path.join(path, "weights.npz"))
-    labels = CLASSIFY.labels(dataset)
+    qat_tfmot.load_layer_weights(model, os.path.join(path, "weights.npz"))
     rows = []
     if qat_epochs:
-        progress(f"QAT fine-tuning for {qat_epochs} epochs")
-        quantized = qat.quantize_model(copy_model(model))
+        progress(f"TFMOT QAT fine-tuning for {qat_epochs} epochs")
+        quantized = qat_tfmot.quantize_model(copy_model(model))
         qat.fine_tune(quantized, dataset, epochs=qat_epochs)
-        rows.append(export_file(quantized, "model_qat_int8.tflite", "int8", dataset, path,
-                                lambda data: with_metadata(data, CLASSIFY.name, labels, name, "QAT int8")))
+        rows.append(export_file(quantized, "model_qat_tfmot_int8.tflite", "int8", dataset, path,
+                                lambda data: with_metadata(data, CLASSIFY.name, labels, name, "QAT int8 (TFMOT)"),
+                                integer_only=True))
     if prune_sparsity:
         progress(f"magnitude pruning to {prune_sparsity:.0%} over {finetune_epochs} epochs")
         pruned = prune_and_fine_tune(model, dataset, prune_sparsity, finetune_epochs)
         rows.append(export_file(pruned, "model_pruned_int8.tflite", "int8", dataset, path,
                                 lambda data: with_metadata(data, CLASSIFY.name, labels, name, "pruned int8")))
-    for row in rows:
-        progress(f"{row['file']}: {row['size_bytes'] / 1e6:.2f} MB ({row['gzip_bytes'] / 1e6:.2f} MB gzipped), "
-                 f"sparsity {row['sparsity']:.2f}, accuracy {row['tflite_accuracy']:.4f} "
-                 f"(Keras {row['keras_accuracy']:.4f})")
-    update_report(path, export_optimized=rows)
+    _record_exports(path, rows, progress)
     return rows
 
 
 # The jobs of this module that run under tf_keras, by the name the child process is given.
-JOBS = {"compare": optimize_report, "qsfm": qsfm_experiment, "export": export_optimized}
+JOBS = {"tfmot": tfmot_variants, "qsfm": qsfm_experiment, "export": export_optimized}
 
 
 def main(argv=None):
@@ -262,15 +316,32 @@ def run_in_tf_keras(job, progress=print, **kwargs):
     if LEGACY_KERAS:
         JOBS[job](progress=progress, **kwargs)
         return
-    qat.run_legacy("mobilekit.optimize", [job, json.dumps(kwargs)], progress=progress)
+    qat_tfmot.run_legacy("mobilekit.optimize", [job, json.dumps(kwargs)], progress=progress)
 
 
-def export_with_optimization(name, qat_epochs=0, prune_sparsity=0.0, progress=print):
-    """``mobilekit export NAME --qat / --prune``: hand the trained weights to a tf_keras process
-    (``weights.npz``, by layer name; see ``tflite.qat``), which fine-tunes and exports."""
-    path, _, model = load_trained_run(name)
-    qat.save_layer_weights(model, os.path.join(path, "weights.npz"))
-    run_in_tf_keras("export", progress, name=name, qat_epochs=qat_epochs, prune_sparsity=prune_sparsity)
+QAT_BACKENDS = ("native", "tfmot")  # tflite.qat in this process; TFMOT in a tf_keras process
+QAT_EPOCHS = 3  # `mobilekit export --qat` fine-tuning epochs
+
+
+def export_with_optimization(name, qat_epochs=0, prune_sparsity=0.0, qat_backend="native", progress=print):
+    """``mobilekit export NAME --qat / --prune``: QAT of the trained Keras 3 model in this process
+    (``tflite.qat``: ``model_qat_int8.tflite``, integer-only); TFMOT's QAT (``--qat-backend tfmot``)
+    and pruning in a tf_keras process, handed the trained weights (``weights.npz``, by layer name;
+    see ``tflite.qat_tfmot``)."""
+    if qat_backend not in QAT_BACKENDS:
+        raise ValueError(f"--qat-backend {qat_backend} is not a backend: expected one of {', '.join(QAT_BACKENDS)}")
+    path, config, model = load_trained_run(name)
+    tfmot_epochs = qat_epochs if qat_backend == "tfmot" else 0
+    if tfmot_epochs or prune_sparsity:
+        qat_tfmot.save_layer_weights(model, os.path.join(path, "weights.npz"))
+        run_in_tf_keras("export", progress, name=name, qat_epochs=tfmot_epochs, prune_sparsity=prune_sparsity)
+    if qat_epochs and qat_backend == "native":
+        dataset, labels = _classifier_run(path, config)
+        progress(f"QAT fine-tuning for {qat_epochs} epochs")
+        quantized = qat.train_quantized(model, dataset, qat_epochs, verbose=2)
+        row = export_file(quantized, "model_qat_int8.tflite", "int8", dataset, path,
+                          lambda data: with_metadata(data, CLASSIFY.name, labels, name, "QAT int8"), integer_only=True)
+        _record_exports(path, [row], progress)
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ both side by side, and run the camera demo headless on a video clip of held-out 
 Everything lands in ``runs/<name>/``: models, ``report.json``, ``report.md``,
 ``training_curves.png``, ``tradeoffs.png``, ``demo_montage.png`` and the annotated demo frames.
 """
+import glob
 import os
 import time
 
@@ -19,20 +20,24 @@ from mobilekit.plots import new_figure, save_figure
 from mobilekit.report import render
 from mobilekit.runs import update_report
 from mobilekit.tasks import get_task
+from models.files import atomic_output
 
 EXPORTED = ("fp32", "int8")
 DEMO_MODEL = "model_int8.tflite"
 
 
 def write_clip(images, path, frame_size=160, fps=10):
-    """Write ``images`` as an MJPG ``.avi`` clip, each scaled up to ``frame_size`` squared."""
-    writer = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*"MJPG"), fps, (frame_size, frame_size))
-    if not writer.isOpened():
-        raise OSError(f"cannot write video {path}")
-    for image in images:
-        frame = cv2.resize(image, (frame_size, frame_size), interpolation=cv2.INTER_LINEAR)
-        writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
-    writer.release()
+    """Write ``images`` as an MJPG ``.avi`` clip (atomically), each scaled up to ``frame_size`` squared."""
+    with atomic_output(path) as tmp:
+        writer = cv2.VideoWriter(tmp, cv2.VideoWriter_fourcc(*"MJPG"), fps, (frame_size, frame_size))
+        try:
+            if not writer.isOpened():
+                raise OSError("OpenCV's VideoWriter did not open with MJPG")
+            for image in images:
+                frame = cv2.resize(image, (frame_size, frame_size), interpolation=cv2.INTER_LINEAR)
+                writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+        finally:
+            writer.release()
 
 
 def plot_montage(frame_paths, path, title, columns=6):
@@ -57,7 +62,7 @@ def demo_on_test_clip(task, path, data, model_file=DEMO_MODEL, progress=print):
     progress(f"running the demo on {clip} with {model_file}")
     summary = run_demo(os.path.join(path, model_file), clip, labels=os.path.join(path, "labels.txt"),
                        output=output, headless=True, quiet=True)
-    frame_files = sorted(os.path.join(output, f) for f in os.listdir(output))
+    frame_files = sorted(glob.glob(os.path.join(glob.escape(output), "*.png")))  # not a killed run's hidden files
     plot_montage(frame_files[:12], os.path.join(path, "demo_montage.png"), task.clip["title"])
     return {"model": model_file, "source": task.clip["name"], "frames": summary["frames"],
             **task.demo_figures(summary, labels), "median_latency_ms": summary["median_latency_ms"],

@@ -30,14 +30,18 @@ def run_dir(name):
 
 def load_trained_run(name):
     """``(path, config, model)`` of the trained run ``name``, or a one-line error naming the
-    ``mobilekit train`` command that makes it."""
-    from keras_layers.keras_api import keras
+    ``mobilekit train`` command that makes it (an unreadable model or report is one too)."""
+    from mobilekit.model_export import load_keras_model
 
     path = run_path(name)
     model_path = os.path.join(path, "model.keras")
     if not os.path.isfile(model_path):
         raise FileNotFoundError(f"no trained model at {model_path}: run `mobilekit train --name {name}` first")
-    return path, load_report(path).get("config", {}), keras.models.load_model(model_path)
+    config = load_report(path).get("config", {})
+    if not isinstance(config, dict):
+        raise ValueError(f"run {name}: the config in {os.path.join(path, 'report.json')} is not a JSON object: "
+                         f"expected the one `mobilekit train` writes")
+    return path, config, load_keras_model(model_path)
 
 
 def _cell(value):
@@ -77,8 +81,15 @@ def load_report(path):
     report_path = os.path.join(path, "report.json")
     if not os.path.exists(report_path):
         return {}
-    with open(report_path) as f:
-        return json.load(f)
+    try:
+        with open(report_path, "rb") as f:
+            report = json.load(f)
+    except (ValueError, RecursionError) as error:  # not JSON, not UTF-8, nested too deep
+        raise ValueError(f"run report {report_path} is not JSON ({' '.join(str(error).split())[:120]}): expected "
+                         f"the report.json the kit writes") from None
+    if not isinstance(report, dict):
+        raise ValueError(f"run report {report_path} is not a JSON object: expected the report.json the kit writes")
+    return report
 
 
 def update_report(path, **sections):

@@ -24,6 +24,7 @@ import numpy as np
 from keras_layers.keras_api import keras
 from mobilekit.runs import run_dir, update_report
 from models.data import default_augmentations, load_dataset
+from models.files import atomic_output
 from models.registry import build_model
 from models.train import evaluate_accuracy, train_classifier
 
@@ -88,7 +89,8 @@ def run_transfer(name="transfer", arch="mobilenet_v2", alpha=0.35, source="digit
     source_accuracy, pretrained = _train(source_config, source_data, os.path.join(path, "pretrain"), pretrain_epochs,
                                          batch_size, seed=0)
     weights = os.path.join(path, "pretrain", f"{arch}_{source}.weights.h5")
-    network(pretrained).save_weights(weights)
+    with atomic_output(weights) as tmp:
+        network(pretrained).save_weights(tmp)
     progress(f"{source} test accuracy {source_accuracy:.4f}; weights in {weights}")
     target_data = with_classes(load_dataset(target, image_size, seed=0), target_classes)
     target_config = {**base, "data": target, "classes": len(target_data.class_names)}

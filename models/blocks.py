@@ -41,6 +41,8 @@ def check_builder_args(builder, input_shape, weights, include_top, classes, alph
         raise ValueError(f"input_shape must be (height, width, channels), got {input_shape!r}")
     if min(input_shape[:2]) < 32:
         raise ValueError(f"input_shape {tuple(input_shape)} is too small: height and width must be >= 32")
+    if input_shape[2] is not None and input_shape[2] < 1:
+        raise ValueError(f"input_shape {tuple(input_shape)} has no channels: expected at least 1 (3 for RGB)")
     if include_top and classes < 1:
         raise ValueError(f"classes must be >= 1, got {classes}")
     if alpha is not None and not alpha > 0:

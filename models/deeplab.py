@@ -71,8 +71,10 @@ def _to_input_size(logits, input_shape, activation, name):
 
 
 def _check(input_shape, classes):
-    if input_shape is None or len(input_shape) != 3 or min(input_shape[:2]) < 32:
-        raise ValueError(f"input_shape must be (height, width, channels) with sides >= 32, got {input_shape!r}")
+    if (input_shape is None or len(input_shape) != 3 or min(input_shape[:2]) < 32
+            or (input_shape[2] is not None and input_shape[2] < 1)):
+        raise ValueError(f"input_shape must be (height, width, channels) with sides >= 32 and channels >= 1, got "
+                         f"{input_shape!r}")
     if classes < 2:
         raise ValueError(f"a segmenter needs classes >= 2 (background included), got {classes}")
 

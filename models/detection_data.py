@@ -11,6 +11,7 @@ the input size, after which boxes are clipped to the crop and dropped (class -1)
 than half of their area is left.
 """
 import json
+import math
 import os
 import xml.etree.ElementTree as ElementTree
 
@@ -18,6 +19,7 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image
 
+from models.image_folder import load_image
 from models.shapes import ShapesData, shapes_splits
 
 MIN_KEPT_AREA = 0.5
@@ -71,57 +73,145 @@ def _resize(image, size):
     return np.asarray(image.convert("RGB").resize((size[1], size[0]), Image.BILINEAR), np.float32) / 255.0
 
 
+def _box(corners, width, height, where):
+    """Pixel ``(xmin, ymin, xmax, ymax)`` clipped to a ``width`` x ``height`` image, as normalized
+    ``[ymin, xmin, ymax, xmax]``; a one-line ValueError naming ``where`` when nothing of it is left."""
+    x0, y0, x1, y1 = corners
+    box = np.clip(np.array([y0 / height, x0 / width, y1 / height, x1 / width], np.float64), 0.0, 1.0)
+    if not (np.isfinite(corners).all() and box[2] > box[0] and box[3] > box[1]):
+        raise ValueError(f"{where}: box xmin {x0:g}, ymin {y0:g}, xmax {x1:g}, ymax {y1:g} has no area inside the "
+                         f"{width}x{height} image; expected xmin < xmax and ymin < ymax, overlapping the image")
+    return box
+
+
 def _records_to_data(records, image_size, class_names):
-    """``records`` = [(image_path, [(class_name, xmin, ymin, xmax, ymax) pixels], (width, height))]."""
+    """``records`` = [(image_path, [(class_name, (xmin, ymin, xmax, ymax) pixels, where)], source)]: each
+    image is read (its size scales the boxes) and named with ``source`` when it cannot be."""
     index = {name: i for i, name in enumerate(class_names)}
     images, boxes, classes = [], [], []
-    for path, objects, (width, height) in records:
-        with Image.open(path) as image:
-            images.append(_resize(image, image_size))
-            width, height = width or image.width, height or image.height
-        boxes.append(np.array([[y0 / height, x0 / width, y1 / height, x1 / width] for _, x0, y0, x1, y1 in objects],
-                              np.float32).reshape(-1, 4).clip(0.0, 1.0))
+    for path, objects, source in records:
+        image = load_image(path, f"image of {source}")
+        images.append(_resize(image, image_size))
+        boxes.append(np.array([_box(corners, image.width, image.height, where) for _, corners, where in objects],
+                              np.float32).reshape(-1, 4))
         classes.append(np.array([index[name] for name, *_ in objects], np.int32))
     return ShapesData(np.stack(images), boxes, classes, None, tuple(class_names))
 
 
+def _number(element, tag, where):
+    text = element.findtext(tag) if element is not None else None
+    try:
+        return float(text)
+    except (TypeError, ValueError):
+        raise ValueError(f"{where}: <bndbox> <{tag}> is {text!r}; expected a number of pixels") from None
+
+
+def _voc_record(path, folder):
+    """``(image path, objects, source)`` of the VOC annotation at ``path`` (see ``_records_to_data``)."""
+    source = f"VOC annotation {path}"
+    try:
+        root = ElementTree.parse(path).getroot()
+    except ElementTree.ParseError as error:
+        raise ValueError(f"{source} is not well-formed XML ({error}); expected a Pascal VOC <annotation>") from None
+    filename = (root.findtext("filename") or "").strip()
+    if not filename:
+        raise ValueError(f"{source} has no <filename>: expected the name of its image in JPEGImages/")
+    objects = []
+    for i, obj in enumerate(root.iter("object")):
+        where = f"{source}, object {i}"
+        name = (obj.findtext("name") or "").strip()
+        if not name:
+            raise ValueError(f"{where} has no <name>: expected its class name")
+        objects.append((name, tuple(_number(obj.find("bndbox"), k, where) for k in ("xmin", "ymin", "xmax", "ymax")),
+                        where))
+    return os.path.join(folder, "JPEGImages", filename), objects, source
+
+
 def load_voc(folder, image_size):
-    """A Pascal VOC folder (``Annotations/*.xml`` and ``JPEGImages/``) as ``ShapesData``; classes sorted by name."""
+    """A Pascal VOC folder (``Annotations/*.xml`` and ``JPEGImages/``) as ``ShapesData``; classes sorted by name.
+
+    Boxes are scaled by each image's own size and clipped to it. An annotation that is not well-formed
+    XML, lacks a ``<filename>``, a class ``<name>`` or a numeric box corner, a box with no area inside
+    its image (inverted, empty or outside), a missing or unreadable image, and a set without any
+    ``<object>`` are one-line errors naming the file.
+    """
     annotations = os.path.join(folder, "Annotations")
     if not os.path.isdir(annotations):
         raise FileNotFoundError(f"no Annotations folder in {folder}: expected a Pascal VOC layout")
-    records = []
-    for name in sorted(f for f in os.listdir(annotations) if f.endswith(".xml")):
-        root = ElementTree.parse(os.path.join(annotations, name)).getroot()
-        size = root.find("size")
-        objects = [(obj.findtext("name").strip(), *(float(obj.find("bndbox").findtext(k))
-                                                    for k in ("xmin", "ymin", "xmax", "ymax")))
-                   for obj in root.iter("object")]
-        dims = (int(size.findtext("width")), int(size.findtext("height"))) if size is not None else (0, 0)
-        records.append((os.path.join(folder, "JPEGImages", root.findtext("filename")), objects, dims))
+    records = [_voc_record(os.path.join(annotations, name), folder)
+               for name in sorted(f for f in os.listdir(annotations) if f.endswith(".xml"))]
     if not records:
         raise ValueError(f"no .xml annotations in {annotations}")
-    return _records_to_data(records, image_size, sorted({o[0] for r in records for o in r[1]}))
+    names = sorted({name for _, objects, _ in records for name, *_ in objects})
+    if not names:
+        raise ValueError(f"the annotations in {annotations} hold no <object>: expected at least one box")
+    return _records_to_data(records, image_size, names)
+
+
+def _field(record, key, kinds, where, expected):
+    """``record[key]`` when it is one of ``kinds`` (never a bool), else a one-line ValueError."""
+    value = record.get(key) if isinstance(record, dict) else None
+    if isinstance(value, bool) or not isinstance(value, kinds):
+        raise ValueError(f"{where} has {key} {value!r}: expected {expected}")
+    return value
+
+
+def _coco(json_path):
+    """The COCO JSON value at ``json_path``, its three lists checked."""
+    if not os.path.isfile(json_path):
+        raise FileNotFoundError(f"COCO annotation file not found: {json_path}")
+    expected = "expected COCO JSON: an object with the lists 'images', 'annotations' and 'categories'"
+    try:
+        with open(json_path, "rb") as f:
+            coco = json.load(f)
+    except (ValueError, RecursionError) as error:  # not JSON, not UTF-8, nested too deep
+        raise ValueError(f"{json_path} is not JSON ({' '.join(str(error).split())[:120]}); {expected}") from None
+    if not isinstance(coco, dict) or not all(isinstance(coco.get(k), list) for k in ("images", "annotations",
+                                                                                       "categories")):
+        raise ValueError(f"{json_path} is not COCO JSON: {expected}")
+    return coco
 
 
 def load_coco(json_path, image_size, image_folder=None):
-    """A COCO JSON file (``images``, ``annotations`` with ``bbox`` = [x, y, w, h] pixels, ``categories``)."""
-    if not os.path.isfile(json_path):
-        raise FileNotFoundError(f"COCO annotation file not found: {json_path}")
-    with open(json_path) as f:
-        coco = json.load(f)
-    if not all(key in coco for key in ("images", "annotations", "categories")):
-        raise ValueError(f"{json_path} is not COCO JSON: expected 'images', 'annotations' and 'categories'")
+    """A COCO JSON file (``images``, ``annotations`` with ``bbox`` = [x, y, w, h] pixels, ``categories``);
+    classes in the order of their category ids, image paths relative to ``image_folder`` (default:
+    the file's folder).
+
+    Boxes are scaled by each image's own size and clipped to it. A file that is not COCO JSON, a
+    record without its fields, an annotation whose image or category id is unknown, a box with no
+    area inside its image, a missing or unreadable image, and a file without categories or
+    annotations are one-line errors naming the file and the record.
+    """
+    coco = _coco(json_path)
     folder = image_folder or os.path.dirname(os.path.abspath(json_path))
-    categories = sorted(coco["categories"], key=lambda c: c["id"])
-    names = {c["id"]: c["name"] for c in categories}
-    objects = {image["id"]: [] for image in coco["images"]}
-    for ann in coco["annotations"]:
-        x, y, w, h = ann["bbox"]
-        objects[ann["image_id"]].append((names[ann["category_id"]], x, y, x + w, y + h))
-    records = [(os.path.join(folder, image["file_name"]), objects[image["id"]],
-                (image.get("width", 0), image.get("height", 0))) for image in coco["images"]]
-    return _records_to_data(records, image_size, [c["name"] for c in categories])
+    ids, where = (int, str), lambda key, i: f"COCO file {json_path}, {key}[{i}]"
+    names = {_field(c, "id", ids, where("categories", i), "a number or string"):
+             _field(c, "name", str, where("categories", i), "a class name") for i, c in enumerate(coco["categories"])}
+    files = {_field(image, "id", ids, where("images", i), "a number or string"):
+             _field(image, "file_name", str, where("images", i), "the image's path") for i, image in
+             enumerate(coco["images"])}
+    for key, found in (("categories", names), ("annotations", coco["annotations"])):
+        if not found:
+            raise ValueError(f"COCO file {json_path} has no {key}: expected at least one")
+    objects = {image_id: [] for image_id in files}
+    for i, annotation in enumerate(coco["annotations"]):
+        at = where("annotations", i)
+        image_id = _field(annotation, "image_id", ids, at, "the id of an image in 'images'")
+        category = _field(annotation, "category_id", ids, at, "the id of a category in 'categories'")
+        bbox = _field(annotation, "bbox", list, at, "[x, y, width, height] in pixels")
+        if image_id not in objects:
+            raise ValueError(f"{at} has image_id {image_id!r}, which no image has: expected an id listed in 'images'")
+        if category not in names:
+            raise ValueError(f"{at} has category_id {category!r}, which no category has: expected an id listed in "
+                             f"'categories'")
+        if len(bbox) != 4 or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in bbox):
+            raise ValueError(f"{at} has bbox {bbox!r}: expected [x, y, width, height] in pixels")
+        x, y, width, height = (float(v) if abs(v) < 1e300 else math.inf for v in bbox)  # huge ints: no overflow
+        objects[image_id].append((names[category], (x, y, x + width, y + height), at))
+    records = [(os.path.join(folder, file), objects[image_id], f"COCO file {json_path}")
+               for image_id, file in files.items()]
+    order = sorted(names, key=lambda c: (isinstance(c, str), c))
+    return _records_to_data(records, image_size, [names[c] for c in order])
 
 
 def detection_splits(data, image_size, seed=0, train=1500, validation=150, test=300):

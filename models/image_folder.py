@@ -93,6 +93,24 @@ def read_checked_image(file, image_size):
                          f"image the folder scan found") from None
 
 
+def load_image(file, what="image"):
+    """The image at ``file`` decoded by Pillow as it is stored (any mode, first frame), for the readers
+    of annotated sets: a FileNotFoundError or a one-line ValueError naming ``what`` it is and the
+    file when it cannot be read (decompression-bomb warnings are errors)."""
+    if not os.path.isfile(file):
+        raise FileNotFoundError(f"{what} {file} not found: expected an image file there")
+    try:
+        if os.path.getsize(file) == 0:
+            raise OSError("empty file (0 bytes)")
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(file) as image:
+                image.load()
+                return image
+    except Exception as error:  # noqa: BLE001 - whatever Pillow or the file system raised, as one line
+        raise ValueError(f"{what} {file}: cannot read: {_failure_reason(error)}; expected an image file") from None
+
+
 class FileSplit(NamedTuple):
     """A split streamed from disk: image files (checked readable by the folder scan), int labels
     ``(N,)`` and the side ``image_size`` every file is read at (``read_image``: the same pixels an

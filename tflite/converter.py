@@ -8,7 +8,9 @@ Quantization modes (TensorFlow's post-training quantization guide):
     int8     full integer: int8 weights and activations, calibrated on
              ``representative_data``; input/output int8 or uint8 (``io_dtype``); each
              hard-swish, 3-channel convolutions and softmax rewritten for XNNPACK
-             (``tflite.xnnpack_int8``)
+             (``tflite.xnnpack_int8``); ``integer_only``: the hard-swish rewrite alone, every
+             op between the input's QUANTIZE and the output's stays int8 (accelerators; QAT,
+             whose ranges come from the model's fake-quantization ops: ``tflite.qat``)
     int16x8  full integer with 16-bit activations: int8 weights (per channel), int16
              activations (symmetric, per tensor), int64 biases, calibrated on
              ``representative_data``; ops without a 16-bit kernel stay float (below);
@@ -126,7 +128,8 @@ def _convert_16x8(converter, model):
     return model_bytes
 
 
-def convert(model, quantization="fp32", representative_data=None, io_dtype=None, calibration_steps=200):
+def convert(model, quantization="fp32", representative_data=None, io_dtype=None, calibration_steps=200,
+            integer_only=False):
     """Convert ``model`` to a TFLite flatbuffer and return its bytes.
 
     Args:
@@ -138,10 +141,14 @@ def convert(model, quantization="fp32", representative_data=None, io_dtype=None,
             ``uint8``: raw pixels go straight in); ``float32`` (default) or ``int16`` for
             ``int16x8``; ``float32`` otherwise.
         calibration_steps: at most this many samples are used for calibration.
+        integer_only: ``int8`` only: no op computes in float between the input and the output
+            quantization (the float rewrites of ``tflite.xnnpack_int8`` are not applied).
     """
     if quantization not in QUANTIZATIONS:
         raise ValueError(f"quantization {quantization!r} is not supported: expected one of {', '.join(QUANTIZATIONS)}")
     io_dtype = _check_io_dtype(quantization, io_dtype)
+    if integer_only and quantization != "int8":
+        raise ValueError(f"integer_only applies to int8 quantization, got {quantization!r}")
     if quantization in CALIBRATED and representative_data is None:
         raise ValueError(f"{quantization} quantization needs representative_data (samples of the model's input)")
 
@@ -161,5 +168,5 @@ def convert(model, quantization="fp32", representative_data=None, io_dtype=None,
     with quiet_conversion():
         model_bytes = _convert_16x8(converter, model) if quantization == "int16x8" else converter.convert()
     if quantization == "int8":  # ops XNNPACK runs fast (tflite.xnnpack_int8)
-        model_bytes = for_xnnpack(model_bytes)[0]
+        model_bytes = for_xnnpack(model_bytes, integer_only)[0]
     return int8_binary_kernels(model_bytes)[0] if quantization == "binary" else model_bytes

@@ -46,6 +46,26 @@ def custom_operators(model_bytes):
     return [name for name in operator_names(model_bytes) if name.startswith("CUSTOM:")]
 
 
+QUANTIZATION_OPS = ("QUANTIZE", "DEQUANTIZE")
+
+
+def float_operators(model_bytes):
+    """Names of the operators of the main subgraph, other than QUANTIZE and DEQUANTIZE, that read a
+    float32 tensor: empty for an integer-only file (every op between the input's and the output's
+    quantization in int8)."""
+    model = schema.Model.GetRootAsModel(model_bytes, 0)
+    graph = model.Subgraphs(0)
+    names = []
+    for i in range(graph.OperatorsLength()):
+        operator = graph.Operators(i)
+        name = _opcode_name(model.OperatorCodes(operator.OpcodeIndex()))
+        inputs = [operator.Inputs(k) for k in range(operator.InputsLength())]
+        if name not in QUANTIZATION_OPS and any(
+                index >= 0 and graph.Tensors(index).Type() == schema.TensorType.FLOAT32 for index in inputs):
+            names.append(name)
+    return names
+
+
 class _Corrupt(Exception):
     """An inconsistency found while reading; ``inspect_model`` turns it into its one-line ValueError."""
 

@@ -234,10 +234,10 @@ def profile_ops(path, threads=2, runs=50, warmup=5, rounds=3, seed=0, progress=p
         for index, value in _feed(probe, np.random.default_rng(seed)).items():
             whole.set_tensor(index, value)
         probe.invoke()
+        operators, taken, _ = _delegated(probe)
+        tensors = {d["index"]: d for d in probe.get_tensor_details()}  # a garbled tensor name raises here
     except Exception as error:  # the runtime raises RuntimeError/ValueError for files it cannot run
         raise ValueError(f"cannot run TFLite model {path}: {one_line(error)} (expected a valid .tflite file)")
-    operators, taken, _ = _delegated(probe)
-    tensors = {d["index"]: d for d in probe.get_tensor_details()}
     graph = model.subgraphs[0]
     rows, timed = [], []
     progress(f"op profile: building {len(operators)} single-op models of {path}")

@@ -11,14 +11,14 @@ fine-tunes, raising the sparsity from s_i to s_f along
 densely, so the file is as large as the dense one but compresses to about (1 - s) of it, and
 ``tflite_sparsity`` reads the zeros back from the exported flatbuffer.
 
-Runs under tf_keras only (TFMOT, see ``tflite.qat``). Convolution and dense layers are pruned;
+Runs under tf_keras only (TFMOT, see ``tflite.qat_tfmot``). Convolution and dense layers are pruned;
 depthwise convolutions and the kit's custom layers are left dense.
 """
 import numpy as np
 from tensorflow.lite.python import schema_py_generated as schema
 
 from keras_layers.keras_api import keras
-from tflite.qat import flatten_preprocessing, tfmot_quantize
+from tflite.qat_tfmot import flatten_preprocessing, tfmot_quantize
 
 # Exact types: DepthwiseConv2D subclasses Conv2D, and TFMOT 0.8 wraps it but zeroes none of its
 # (few) weights, so it is left dense.

@@ -43,7 +43,7 @@ import numpy as np
 
 from keras_layers.keras_api import keras
 from models.profile import leaf_layers
-from tflite.qat import inbound_names, output_names
+from tflite.qat_tfmot import inbound_names, output_names
 
 layers = keras.layers
 CHANNELWISE = (layers.BatchNormalization, layers.ReLU, layers.Activation, layers.DepthwiseConv2D,

@@ -272,9 +272,12 @@ def softmax_in_float(model_bytes):
     return _rewrite(model_bytes, schema.BuiltinOperator.SOFTMAX, _softmax_ops)
 
 
-def for_xnnpack(model_bytes):
-    """A full-int8 file with all three rewrites; ``(new bytes, {rewrite: number of ops rewritten})``."""
+def for_xnnpack(model_bytes, integer_only=False):
+    """A full-int8 file with all three rewrites, or with the hard-swish one alone where every op must stay
+    integer (``integer_only``: accelerators, a QAT file); ``(new bytes, {rewrite: number of ops rewritten})``."""
     counts = {}
-    for rewrite in (hard_swish_as_xnnpack_ops, narrow_convolutions_in_float, softmax_in_float):
+    rewrites = (hard_swish_as_xnnpack_ops,) if integer_only else (
+        hard_swish_as_xnnpack_ops, narrow_convolutions_in_float, softmax_in_float)
+    for rewrite in rewrites:
         model_bytes, counts[rewrite.__name__] = rewrite(model_bytes)
     return model_bytes, counts

@@ -11,6 +11,11 @@ import numpy as np
 
 from models.registry import architecture, backbones, names
 
+# Numeric options that must be above zero (sizes, counts, rates), and those that may be zero.
+POSITIVE = ("image_size", "alpha", "output_stride", "epochs", "batch_size", "learning_rate", "train_images",
+            "validation_images", "test_images")
+NOT_NEGATIVE = ("patience", "seed", "freeze_epochs")
+
 
 class Task:
     """Base of the classify, detect and segment tasks (see the module docstring).
@@ -33,11 +38,15 @@ class Task:
     def config(self, options):
         """The run config of user ``options`` (None: not given) on top of ``defaults``.
 
-        A flag that means nothing for this task or for the chosen architecture is a one-line
-        error, not ignored; the task's defaults for builder arguments the chosen architecture
-        does not take are dropped.
+        A flag that means nothing for this task or for the chosen architecture, or a number out of
+        range (``POSITIVE``, ``NOT_NEGATIVE``), is a one-line error, not ignored; the task's defaults
+        for builder arguments the chosen architecture does not take are dropped.
         """
         options = {key: value for key, value in options.items() if value is not None}
+        for key, value in options.items():
+            if (key in POSITIVE and not value > 0) or (key in NOT_NEGATIVE and not value >= 0):
+                raise ValueError(f"--{key.replace('_', '-')} {value} is out of range: expected a number "
+                                 f"{'>= 0' if key in NOT_NEGATIVE else '> 0'}")
         arch = options.get("arch", self.defaults["arch"])
         arguments = architecture(arch, self.name).arguments
         for key in options:

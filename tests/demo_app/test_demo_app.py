@@ -102,8 +102,11 @@ def test_argument_errors(fp32_model_path, non_image_model_path, image_folder, tm
     few.write_text("cat\n")
     with pytest.raises(ValueError, match="has 1 labels but the model scores 3 classes"):
         run_demo(fp32_model_path, str(image_folder), labels=str(few), headless=True)
-    with pytest.raises(ValueError, match=r"^model input shape \(1, 10\) is not an image"):
+    with pytest.raises(ValueError, match=r"\.tflite: model input shape \(1, 10\) is not an image"):
         run_demo(non_image_model_path, str(image_folder), headless=True)
+    few.write_bytes(b"cat\n\xff\n")
+    with pytest.raises(ValueError, match="labels file .*few.txt is not UTF-8 text"):
+        run_demo(fp32_model_path, str(image_folder), labels=str(few), headless=True)
     with pytest.raises(ValueError, match="top_k must be at least 1"):
         run_demo(fp32_model_path, str(image_folder), headless=True, top_k=0)
 

@@ -64,7 +64,7 @@ def test_run_conventions_and_metadata(fp32_model_path):
     assert isinstance(outputs, list) and len(outputs) == 1
     assert outputs[0].shape == (1, NUM_CLASSES) and outputs[0].dtype == np.float32
     assert 0 < model.last_latency_ms <= wall_ms  # the invoke is timed inside run()
-    with pytest.raises(ValueError, match=r"input shape \(8, 8, 3\) does not match the model input"):
+    with pytest.raises(ValueError, match=r"input shape \(8, 8, 3\) does not match the input .* of TFLite model"):
         model.run(np.zeros((8, 8, 3)))
 
 
@@ -108,3 +108,8 @@ def test_load_errors(tmp_path, fp32_model_path):
 
     with pytest.raises(ValueError, match="is not a TFLite model"):
         TFLiteModel.from_bytes(b"\x00" * 64)
+
+    name = TFLiteModel(fp32_model_path).output_details[0]["name"].encode()
+    garbled = tmp_path / "garbled.tflite"  # an output tensor's name no longer UTF-8: the runtime cannot decode it
+    garbled.write_bytes(data.replace(name, b"\xe3" + name[1:]))
+    assert "cannot load TFLite model" in _load_error(garbled) and "utf-8" in _load_error(garbled)

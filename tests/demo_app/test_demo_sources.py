@@ -1,8 +1,12 @@
 """Frame sources: images, folders, videos, cameras, and their one-line errors."""
+import struct
+import zlib
+
 import cv2
 import numpy as np
 import pytest
 from demo_helpers import write_rgb
+from PIL import Image
 
 from demo_app.sources import open_source, read_image
 
@@ -74,6 +78,14 @@ def test_source_errors(tmp_path):
     empty = tmp_path / "empty.jpg"
     empty.write_bytes(b"")
     assert _error(ValueError, (str(empty),)).startswith(f"cannot decode image {empty}: the file is empty")
+
+    huge = tmp_path / "huge.png"  # a header claiming 60000 x 60000 pixels, its checksum right
+    Image.new("RGB", (8, 8)).save(huge)
+    data = bytearray(huge.read_bytes())
+    data[16:24] = struct.pack(">II", 60000, 60000)
+    data[29:33] = struct.pack(">I", zlib.crc32(bytes(data[12:29])))
+    huge.write_bytes(bytes(data))
+    assert _error(ValueError, (str(huge),)).startswith(f"cannot decode image {huge}: OpenCV refused it")
 
     folder = tmp_path / "no_images"
     folder.mkdir()

@@ -60,12 +60,44 @@ def test_export_of_a_missing_run_in_a_fresh_process(tmp_path):
     (["inspect", "x.tflite"], "model file not found: x.tflite"),
     (["inspect", "."], "model file not found: ."),
     (["train", "--data", "imagenet"], "imagenet"),
+    (["train", "--epochs", "0"], "--epochs 0 is out of range: expected a number > 0"),
+    (["train", "--task", "detect", "--train-images", "0"], "--train-images 0 is out of range"),
+    (["train", "--seed", "-1"], "--seed -1 is out of range: expected a number >= 0"),
 ])
 def test_bad_input_is_one_line(argv, fragment, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     assert main(argv) == 2
     lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("mobilekit: error:") and fragment in lines[0], lines
+
+
+@pytest.mark.parametrize("argv, fragment", [
+    (["zoo", "--epochs", "0"], "argument --epochs: 0 is out of range: expected a number > 0"),
+    (["zoo", "--seed", "-1"], "argument --seed: -1 is out of range: expected a number >= 0"),
+    (["transfer", "--fraction", "2"], "argument --fraction: 2 is out of range: expected a number > 0 and <= 1"),
+    (["bench", "m.tflite", "--warmup", "-1"], "argument --warmup: -1 is out of range: expected a number >= 0"),
+    (["bench", "--image-size", "0"], "argument --image-size: 0 is out of range"),
+    (["bench", "--runs", "x"], "argument --runs: invalid int value: 'x'"),
+])
+def test_numbers_out_of_range_are_usage_errors(argv, fragment, capsys):
+    with pytest.raises(SystemExit) as done:
+        main(argv)
+    assert done.value.code == 2 and fragment in capsys.readouterr().err
+
+
+def test_a_value_error_from_inside_a_library_keeps_its_traceback(monkeypatch, capsys):
+    """A ValueError the kit did not raise is a programming error, not bad input (``demo_app.errors``)."""
+    import numpy as np
+
+    from demo_app.preprocess import parse_input_range
+    from mobilekit import cli
+
+    monkeypatch.setattr(cli, "_inspect", lambda args: parse_input_range("bogus"))
+    assert main(["inspect", "m.tflite"]) == 2
+    assert capsys.readouterr().err.startswith("mobilekit: error: ")
+    monkeypatch.setattr(cli, "_inspect", lambda args: np.stack([]))
+    with pytest.raises(ValueError, match="need at least one array"):
+        main(["inspect", "m.tflite"])
 
 
 def test_demo_errors_are_one_line_and_debug_shows_the_traceback(tmp_path):

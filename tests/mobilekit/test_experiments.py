@@ -1,5 +1,5 @@
 """The experiment commands through the CLI, each in a small configuration: ``binary`` (Keras 3),
-``optimize`` and ``qsfm`` (each in a tf_keras child process)."""
+``optimize`` (TFMOT's variants in a tf_keras child process) and ``qsfm`` (in one)."""
 import json
 
 import numpy as np
@@ -9,6 +9,7 @@ from keras_layers.keras_api import keras
 from mobilekit.cli import main
 from models.data import load_digits_data
 from models.train import evaluate_accuracy
+from tflite.inspect import float_operators
 from tflite.pruning import tflite_sparsity
 
 
@@ -34,12 +35,12 @@ def test_binary_table_of_two_variants(tmp_path, monkeypatch):
 
 
 @pytest.mark.e2e
-def test_optimize_exports_five_variants_side_by_side(tmp_path, monkeypatch):
+def test_optimize_exports_six_variants_side_by_side(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert main(["optimize", "--name", "o", "--archs", "mobilenet_v2", "--epochs", "1", "--finetune-epochs", "1",
                  "--runs", "3"]) == 0
     rows = {row["variant"]: row for row in _report(tmp_path, "o")["variants"]}
-    assert list(rows) == ["fp32", "ptq_int8", "qat_int8", "pruned_int8", "qsfm_int8"]
+    assert list(rows) == ["fp32", "ptq_int8", "qat_int8", "qat_tfmot_int8", "pruned_int8", "qsfm_int8"]
     for variant, row in rows.items():
         model_bytes = (tmp_path / "runs" / "o" / "mobilenet_v2" / f"{variant}.tflite").read_bytes()
         assert len(model_bytes) == row["size_bytes"]
@@ -47,6 +48,9 @@ def test_optimize_exports_five_variants_side_by_side(tmp_path, monkeypatch):
     assert rows["fp32"]["top1_agreement"] == 1.0 and rows["ptq_int8"]["size_bytes"] < 0.5 * rows["fp32"]["size_bytes"]
     assert rows["pruned_int8"]["sparsity"] >= 0.45 > rows["ptq_int8"]["sparsity"]
     assert rows["qsfm_int8"]["macs"] < rows["fp32"]["macs"] and rows["qsfm_int8"]["params"] < rows["fp32"]["params"]
+    for variant in ("qat_int8", "qat_tfmot_int8"):  # both QAT files integer-only, computing what their Keras model does
+        model_bytes = (tmp_path / "runs" / "o" / "mobilenet_v2" / f"{variant}.tflite").read_bytes()
+        assert float_operators(model_bytes) == [] and rows[variant]["mean_abs_diff"] < 0.02
 
 
 @pytest.mark.e2e

@@ -70,6 +70,8 @@ def digits_mobilenet_v2(tmp_path_factory):
     model.save(path)
     for index, image in enumerate(data.train.images[:200]):
         _save(root / "calibration" / f"{index}.png", image)
+    for index, (image, label) in enumerate(zip(data.train.images[:400], data.train.labels)):
+        _save(root / "train" / DIGITS[label] / f"{index}.png", image)
     for index, (image, label) in enumerate(zip(data.test.images, data.test.labels)):
         _save(root / "validation" / DIGITS[label] / f"{index}.png", image)
     (root / "labels.txt").write_text("\n".join(DIGITS) + "\n")
@@ -114,6 +116,25 @@ def test_keras_applications_mobilenet_v2_exports_fp32_and_int8_that_agree(digits
         assert metadata["labels"] == list(DIGITS) and metadata["task"] == "classify"
         assert (metadata["input_mean"], metadata["input_std"]) == ([127.5], [127.5])
     assert TFLiteModel(str(run / "model_int8.tflite")).input_dtype == np.uint8
+
+
+@pytest.mark.e2e
+def test_a_keras_file_trains_quantization_aware_into_an_integer_only_file(digits_mobilenet_v2, runs_root):
+    from tflite.inspect import float_operators
+
+    root = digits_mobilenet_v2
+    assert main(["export", "mnv2", "--model", str(root / "mobilenet_v2.keras"), "--labels", str(root / "labels.txt"),
+                 "--calibration-data", str(root / "calibration"), "--validation-data", str(root / "validation"),
+                 "--input-range=-1,1", "--qat", "--qat-epochs", "1", "--train-data", str(root / "train")]) == 0
+    run = runs_root / "mnv2"
+    rows = {row["quantization"]: row for row in json.loads((run / "report.json").read_text())["export"]}
+    assert set(rows) == {"fp32", "int8", "qat_int8"}
+    qat_bytes = (run / "model_qat_int8.tflite").read_bytes()
+    assert float_operators(qat_bytes) == [] and TFLiteModel.from_bytes(qat_bytes).input_dtype == np.uint8
+    metadata = read_metadata(str(run / "model_qat_int8.tflite"))  # it takes pixels, as the kit's classifiers do
+    assert metadata["labels"] == list(DIGITS) and (metadata["input_mean"], metadata["input_std"]) == ([0.0], [1.0])
+    assert rows["qat_int8"]["top1_agreement"] >= 0.99, rows["qat_int8"]  # the file computes what QAT Keras does
+    assert rows["qat_int8"]["tflite_accuracy"] >= rows["int8"]["tflite_accuracy"] - 0.01
 
 
 def test_free_input_size_becomes_a_static_batch_1_input(folders, runs_root, tmp_path):
@@ -207,7 +228,10 @@ def test_segmenter_files_are_checked_by_their_class_maps(folders, runs_root, tmp
      "has 5 labels but the model scores 3 classes"),
     (["--model", "{small}", "--quantization", "binary", "--calibration-data", "{folder}"],
      "--quantization binary does not apply to export --model"),
-    (["--model", "{small}", "--qat"], "--qat does not apply with --model"),
+    (["--model", "{small}", "--qat", "--quantization", "fp32"], "export --model --qat fine-tunes a classifier: it "
+                                                                  "needs --task classify and --train-data FOLDER"),
+    (["--model", "{small}", "--qat", "--qat-backend", "tfmot"], "--qat-backend does not apply with --model (TFMOT"),
+    (["--model", "{small}", "--train-data", "{folder}"], "--train-data does not apply without --qat"),
     (["run", "--labels", "{labels}"], "--labels does not apply to a run of the kit"),
     ([], "export needs a run NAME (runs/NAME/model.keras) or --model PATH"),
 ])

@@ -39,3 +39,25 @@ def test_atomic_output_leaves_nothing_on_failure(tmp_path):
 def test_run_names_must_be_plain(bad):
     with pytest.raises(ValueError, match="plain folder name"):
         run_dir(bad)
+
+
+def test_a_damaged_report_or_saved_config_is_one_line_naming_it(tmp_path, monkeypatch, capsys):
+    from mobilekit.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    run = tmp_path / "runs" / "r"
+    (run / "checkpoint").mkdir(parents=True)
+    (run / "checkpoint" / "state.json").write_text(json.dumps({"epoch": 1, "phase": "train"}))
+    for report, message in [(b'{"status": \xff', "run report runs/r/report.json is not JSON"),
+                            (b"[1, 2]", "run report runs/r/report.json is not a JSON object"),
+                            (json.dumps({"status": "interrupted", "config": {"task": "classify", "data": "digits"}}),
+                             "run r's config in runs/r/report.json lacks arch, image_size: expected the config"),
+                            (json.dumps({"status": "interrupted", "config": {"task": "classify", "arch": "resnet20",
+                                                                             "data": "digits", "image_size": "48"}}),
+                             "run r's config in runs/r/report.json has image_size '48': expected a value of the type"),
+                            (json.dumps({"status": "interrupted", "config": {"task": ["classify"]}}),
+                             "has task ['classify']: expected one of classify, detect, segment")]:
+        (run / "report.json").write_bytes(report if isinstance(report, bytes) else report.encode())
+        assert main(["train", "--name", "r", "--resume"]) == 2
+        lines = capsys.readouterr().err.splitlines()
+        assert len(lines) == 1 and message in lines[0], lines

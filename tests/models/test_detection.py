@@ -2,6 +2,7 @@
 data loaders, mAP, and the SSDLite-MobileNetV2 paper parity (MobileNetV2 paper, Table 6)."""
 import json
 import math
+import re
 
 import numpy as np
 import pytest
@@ -193,6 +194,57 @@ def test_voc_and_coco_loaders_return_normalized_boxes(tmp_path):
     np.testing.assert_array_equal(loaded.classes[0], [1])
     with pytest.raises(ValueError, match="neither"):
         detection_splits("nothing.txt", 32)
+
+
+VOC_OBJECT = ("<object><name>dog</name><bndbox><xmin>{}</xmin><ymin>4</ymin><xmax>{}</xmax><ymax>20</ymax></bndbox>"
+              "</object>")
+
+
+@pytest.mark.parametrize("xml, message", [
+    ("<annotation><filename>a.jpg", "a.xml is not well-formed XML"),
+    ("<annotation>" + VOC_OBJECT.format(8, 40) + "</annotation>", "a.xml has no <filename>"),
+    ("<annotation><filename>a.jpg</filename>" + VOC_OBJECT.format("x", 40) + "</annotation>",
+     "a.xml, object 0: <bndbox> <xmin> is 'x'; expected a number"),
+    ("<annotation><filename>a.jpg</filename>" + VOC_OBJECT.format(40, 8) + "</annotation>",
+     "a.xml, object 0: box xmin 40, ymin 4, xmax 8, ymax 20 has no area inside the 80x40 image"),
+    ("<annotation><filename>a.jpg</filename>" + VOC_OBJECT.format(90, 99) + "</annotation>", "has no area inside"),
+    ("<annotation><filename>a.jpg</filename></annotation>", "hold no <object>: expected at least one box"),
+    ("<annotation><filename>b.jpg</filename>" + VOC_OBJECT.format(8, 40) + "</annotation>", "b.jpg not found"),
+    ("<annotation><filename>broken.jpg</filename>" + VOC_OBJECT.format(8, 40) + "</annotation>",
+     "broken.jpg: cannot read: not an image Pillow can decode"),
+])
+def test_voc_errors_are_one_line_naming_the_file(tmp_path, xml, message):
+    (tmp_path / "JPEGImages").mkdir()
+    (tmp_path / "Annotations").mkdir()
+    Image.new("RGB", (80, 40)).save(tmp_path / "JPEGImages" / "a.jpg")
+    (tmp_path / "JPEGImages" / "broken.jpg").write_bytes(b"\xff\xd8 not a jpeg")
+    (tmp_path / "Annotations" / "a.xml").write_text(xml)
+    with pytest.raises(ValueError if "not found" not in message else FileNotFoundError, match=re.escape(message)):
+        load_voc(str(tmp_path), (32, 32))
+
+
+COCO = {"images": [{"id": 7, "file_name": "a.jpg"}], "annotations": [{"image_id": 7, "category_id": 3,
+                                                                       "bbox": [8, 4, 32, 16]}],
+        "categories": [{"id": 3, "name": "dog"}]}
+
+
+@pytest.mark.parametrize("coco, message", [
+    ("{", "coco.json is not JSON"),
+    ([], "coco.json is not COCO JSON: expected COCO JSON: an object with the lists"),
+    ({**COCO, "annotations": [{**COCO["annotations"][0], "category_id": 9}]},
+     "annotations[0] has category_id 9, which no category has: expected an id listed in 'categories'"),
+    ({**COCO, "annotations": [{**COCO["annotations"][0], "image_id": 8}]}, "has image_id 8, which no image has"),
+    ({**COCO, "annotations": []}, "has no annotations: expected at least one"),
+    ({**COCO, "categories": []}, "has no categories"),
+    ({**COCO, "annotations": [{**COCO["annotations"][0], "bbox": [8, 4, -32, 16]}]}, "has no area inside"),
+    ({**COCO, "annotations": [{**COCO["annotations"][0], "bbox": "8 4 32 16"}]}, "annotations[0] has bbox '8 4 32"),
+    ({**COCO, "images": [{"id": 7}]}, "images[0] has file_name None: expected the image's path"),
+])
+def test_coco_errors_are_one_line_naming_the_file_and_record(tmp_path, coco, message):
+    Image.new("RGB", (80, 40)).save(tmp_path / "a.jpg")
+    (tmp_path / "coco.json").write_text(coco if isinstance(coco, str) else json.dumps(coco))
+    with pytest.raises(ValueError, match=re.escape(message)):
+        load_coco(str(tmp_path / "coco.json"), (32, 32))
 
 
 # --- mAP -----------------------------------------------------------------------------------

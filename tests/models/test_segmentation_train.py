@@ -1,3 +1,5 @@
+import re
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -76,3 +78,38 @@ def test_mask_folder_errors(tmp_path):
         load_mask_folder(str(tmp_path))
     with pytest.raises(ValueError, match="neither 'shapes' nor a folder"):
         load_segmentation_data("voc", 32)
+
+
+def mask_folder(root, count=6):
+    """``count`` 16x16 images with masks of classes 1 and 2, named in classes.txt."""
+    (root / "images").mkdir()
+    (root / "masks").mkdir()
+    for i in range(count):
+        Image.fromarray(np.full((16, 16, 3), 100, np.uint8)).save(root / "images" / f"{i}.png")
+        Image.fromarray(np.repeat(np.arange(3, dtype=np.uint8), [6, 5, 5])[:, None].repeat(16, 1)).save(
+            root / "masks" / f"{i}.png")
+    (root / "classes.txt").write_text("circle\nsquare\n")
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda root: Image.new("L", (16, 12)).save(root / "masks" / "0.png"),
+     "masks/0.png is 16x12 but its image"),
+    (lambda root: Image.fromarray(np.full((16, 16), 3, np.uint8)).save(root / "masks" / "0.png"),
+     "masks/0.png holds class id 3: expected ids 0 (background) to 2 (the classes named in classes.txt)"),
+    (lambda root: Image.fromarray(np.full((16, 16), 258, np.uint16)).save(root / "masks" / "0.png"),
+     "holds class id 258"),  # a 16-bit id that uint8 would wrap to 2
+    (lambda root: Image.new("RGB", (16, 16)).save(root / "masks" / "0.png"), "has mode RGB: expected a single-channel"),
+    (lambda root: Image.new("F", (16, 16)).save(root / "masks" / "0.png", format="TIFF"), "has mode F"),
+    (lambda root: (root / "masks" / "0.png").write_bytes(b"\x89PNG broken"), "masks/0.png: cannot read"),
+    (lambda root: (root / "images" / "0.png").write_bytes(b""), "images/0.png: cannot read: empty file"),
+    (lambda root: (root / "classes.txt").write_text("\n"), "classes.txt is empty"),
+    (lambda root: (root / "classes.txt").write_bytes(b"\xff\xfe\x80"), "classes.txt is not UTF-8 text"),
+    (lambda root: [(root / sub / f"{i}.png").unlink() for i in range(3) for sub in ("images", "masks")],
+     "has 3 image(s): too few to split 70/15/15"),
+])
+def test_mask_folder_errors_are_one_line_naming_the_file(tmp_path, change, message):
+    mask_folder(tmp_path)
+    load_mask_folder(str(tmp_path), 16)
+    change(tmp_path)
+    with pytest.raises(ValueError, match=re.escape(message)):
+        load_mask_folder(str(tmp_path), 16)

@@ -1,4 +1,5 @@
-"""Two-phase fine-tuning, per-epoch checkpoints, a signal mid-run and resuming (``models.train``)."""
+"""Two-phase fine-tuning, per-epoch checkpoints, a signal mid-run (at an epoch end, mid-epoch) and resuming
+(``models.train``)."""
 import os
 import signal
 
@@ -7,7 +8,7 @@ import pytest
 
 from keras_layers.keras_api import keras
 from models.checkpoint import ResumableCheckpoint, read_checkpoint
-from models.interrupt import TrainingInterrupted
+from models.interrupt import StopOnSignal, TrainingInterrupted
 from models.train import FINE_TUNE_RATE, check_freeze_epochs, default_freeze_epochs, train_classifier
 from tests.models.test_train import separable_data
 
@@ -96,3 +97,21 @@ def test_phase_one_freezes_the_pretrained_layers_and_resuming_matches_an_unbroke
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(resumed_history["loss"], history["loss"], rtol=1e-4)
     assert int(np.array(resumed.optimizer.iterations)) == int(np.array(unbroken.optimizer.iterations))
+
+
+def test_a_signal_mid_epoch_stops_after_that_step_and_keeps_the_last_epochs_checkpoint(tmp_path, monkeypatch):
+    steps, check = [], StopOnSignal.on_train_batch_end
+
+    def signal_in_epoch_two(self, batch, logs=None):  # SIGINT during epoch 2's second step
+        steps.append((self.completed_epochs(), batch))
+        if steps[-1] == (1, 1):
+            signal.raise_signal(signal.SIGINT)
+        check(self, batch, logs)
+
+    monkeypatch.setattr(StopOnSignal, "on_train_batch_end", signal_in_epoch_two)
+    with pytest.raises(TrainingInterrupted) as stopped:
+        fit(pretrained_classifier(), tmp_path)
+    assert steps[-1] == (1, 1), "a step ran after the signal"
+    assert (stopped.value.exit_code, stopped.value.epochs) == (130, 1)
+    assert read_checkpoint(str(tmp_path / "checkpoint"))["epoch"] == 1
+    assert sorted(os.listdir(tmp_path / "checkpoint")) == ["epoch-0001.npz", "state.json"]

@@ -8,7 +8,7 @@ pytestmark = pytest.mark.skipif(LEGACY_KERAS, reason="the Keras 3 behaviour")
 
 def test_tfmot_jobs_need_tf_keras():
     from tflite.pruning import prune_model
-    from tflite.qat import quantize_model
+    from tflite.qat_tfmot import quantize_model
 
     model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
     for job in (prune_model, quantize_model):

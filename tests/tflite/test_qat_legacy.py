@@ -3,36 +3,10 @@ import numpy as np
 import pytest
 
 from keras_layers.keras_api import LEGACY_KERAS, keras
+from qat_models import kit_layer_chain
 
 pytestmark = [pytest.mark.legacy_keras,
               pytest.mark.skipif(not LEGACY_KERAS, reason="run with TF_USE_LEGACY_KERAS=1")]
-
-
-def _kit_layer_chain():
-    """One layer (or more) of every custom family that supports QAT, in one small model.
-
-    Not here: binary / low-bit quantizer layers (they quantize themselves), RepVGG/RMNet blocks
-    in their training form (QAT the folded deploy form, ``models.reparameterize``).
-    """
-    from keras_layers.activations import HardSigmoid, HardSwish, SqueezeExcite
-    from keras_layers.channel_diversification import ChannelDiversification
-    from keras_layers.conformal import ConformalLayers, ReSPro
-    from keras_layers.ffconv import FFConv
-    from keras_layers.ghost import GhostBottleneck
-    from keras_layers.mgic import MGICBlock
-    from keras_layers.pide import FractionalLaplacian
-    from keras_layers.reparam import RepVGGBlock
-    from keras_layers.wht import WHT1D
-
-    layers = keras.layers
-    inputs = keras.Input((8, 8, 8))
-    x = layers.Conv2D(8, 1)(inputs)
-    for layer in (HardSwish(), SqueezeExcite(4), GhostBottleneck(12, 8, se_channels=4), WHT1D(8),
-                  FFConv(8, 3, rank=3), ChannelDiversification(), MGICBlock(group_size=4), FractionalLaplacian(),
-                  RepVGGBlock(8, deploy=True), HardSigmoid(),
-                  ConformalLayers([layers.Conv2D(8, 3, use_bias=False), ReSPro()])):
-        x = layer(x)
-    return keras.Model(inputs, layers.Dense(4)(layers.GlobalAveragePooling2D()(x)))
 
 
 def test_every_kit_layer_family_trains_quantized_and_converts_to_full_int8():
@@ -41,10 +15,10 @@ def test_every_kit_layer_family_trains_quantized_and_converts_to_full_int8():
     from demo_app.runtime import TFLiteModel
     from plain_converter import tf_converter_int8
     from tflite import custom_operators
-    from tflite.qat import quantize_model
+    from tflite.qat_tfmot import quantize_model
 
     keras.utils.set_random_seed(0)
-    model = _kit_layer_chain()
+    model = kit_layer_chain()
     quantized = quantize_model(model)
     kit = [layer for layer in quantized.layers
            if type(getattr(layer, "layer", None)).__module__.startswith("keras_layers")]
@@ -76,7 +50,7 @@ def test_every_kit_layer_family_trains_quantized_and_converts_to_full_int8():
 def test_flattened_model_and_weight_exchange_keep_outputs(tmp_path):
     from models.mobilenet_v3 import mobilenet_v3_small
     from models.train import with_preprocessing
-    from tflite.qat import flatten_preprocessing, load_layer_weights, save_layer_weights
+    from tflite.qat_tfmot import flatten_preprocessing, load_layer_weights, save_layer_weights
 
     def build():
         return with_preprocessing(mobilenet_v3_small(input_shape=(32, 32, 3), alpha=0.75, classes=10))

@@ -9,14 +9,14 @@ import numpy as np
 import pytest
 
 from models.registry import build_model
-from tflite.qat import save_layer_weights
+from tflite.qat_tfmot import save_layer_weights
 
 CONFIG = {"arch": "ghostnet", "image_size": 32, "classes": 10, "alpha": 0.5}
 CHILD = """
 import json, sys
 import numpy as np
 from models.registry import build_model
-from tflite.qat import load_layer_weights
+from tflite.qat_tfmot import load_layer_weights
 folder = sys.argv[1]
 model = load_layer_weights(build_model(json.loads(sys.argv[2])), folder + "/weights.npz")
 np.save(folder + "/tf_keras.npy", model.predict(np.load(folder + "/images.npy"), verbose=0))
