@@ -1,6 +1,8 @@
 """One run comparing the optimizations of a trained classifier, and the QSFM ResNet-56 experiment.
 
-``optimize_report`` trains each architecture briefly on digits, then exports side by side:
+``optimize_report`` trains each network of ``ARCHS`` on digits (the kit's MobileNetV2 and V3-Small, and
+``keras.applications.MobileNetV2``, a network the kit did not build), reads it back from its ``.keras``
+file, then exports side by side:
 
     fp32            the float model
     ptq_int8        post-training full-int8 quantization (calibrated on the training split)
