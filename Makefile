@@ -20,21 +20,30 @@ setup: $(STAMP)
 quickstart: $(STAMP)
 	$(BIN)/mobilekit quickstart
 
-# Keras 3 tests, then the tf_keras (Keras 2) tests in their own process: the Keras
-# generation is chosen once per process, at import time. The Keras 3 tests run in one process
-# per group: TensorFlow's function tracing slows down as a process accumulates traced functions
-# (a SavedModel export took minutes at the end of one process, under a minute in a fresh one).
+# Keras 3 tests, then the tf_keras (Keras 2) tests in their own processes: the Keras generation is
+# chosen once per process, at import time. The Keras 3 tests run one group at a time, each in fresh
+# processes: TensorFlow's function tracing slows down as a process accumulates traced functions (a
+# SavedModel export took minutes at the end of one process, under a minute in a fresh one).
+# Each group is shared by WORKERS pytest-xdist worker processes (default 2, the CI machine's cores;
+# WORKERS=0 runs a group in one process): the tests are bound by Python, tracing and the converter,
+# each on one core, so two workers on 2 cores take about half the wall time. `--dist loadfile` keeps
+# a test file on one worker, so its module-scoped fixtures (models trained or converted once for the
+# file) are built once. Tests write under tmp_path (or a run folder inside it), servers take free
+# ports and Xvfb a free display, and the cached venvs of tests/cached_venv.py are built under a lock,
+# so the workers share nothing else.
+WORKERS ?= 2
+XDIST := -n $(WORKERS) --dist loadfile
 TEST_GROUPS := tests/demo_app tests/keras_layers tests/models tests/mobilekit tests/tflite "$(wildcard tests/test_*.py)"
 test: $(STAMP)
-	for group in $(TEST_GROUPS); do $(PYTEST) -m "not legacy_keras and not e2e" $$group || exit 1; done
-	TF_USE_LEGACY_KERAS=1 $(PYTEST) -m legacy_keras
+	for group in $(TEST_GROUPS); do $(PYTEST) $(XDIST) -m "not legacy_keras and not e2e" $$group || exit 1; done
+	TF_USE_LEGACY_KERAS=1 $(PYTEST) $(XDIST) -m legacy_keras
 
 # The jobs end to end: the three quickstarts (training, export, validation, timing in child
 # processes, the demo), the zoo, and the experiment commands (binary, optimize, qsfm, export
 # --qat/--prune, several in tf_keras child processes). Minutes each, so a target of their own;
 # CI runs it after `make test`.
 test-e2e: $(STAMP) browser-deps
-	for group in $(TEST_GROUPS); do $(PYTEST) -m e2e $$group; status=$$?; [ $$status = 0 ] || [ $$status = 5 ] || exit 1; done
+	for group in $(TEST_GROUPS); do $(PYTEST) $(XDIST) -m e2e $$group; status=$$?; [ $$status = 0 ] || [ $$status = 5 ] || exit 1; done
 
 # The browser and X server the e2e tests drive (the live page, the demo window): Debian packages,
 # installed only when missing (with sudo unless root).
@@ -44,7 +53,7 @@ browser-deps:
 	  $$SUDO apt-get update && $$SUDO apt-get install -y chromium xvfb; }
 
 test-fast: $(STAMP)
-	$(PYTEST) -m "not legacy_keras and not slow and not e2e"
+	$(PYTEST) $(XDIST) -m "not legacy_keras and not slow and not e2e"
 
 clean:
 	rm -rf $(VENV) .venv-device .venv-mediapipe runs *.egg-info

@@ -218,6 +218,38 @@ def _bench(args):
               f"{row['size_bytes'] / 1e6:7.2f} {row['peak_rss_mb']:12.1f}")
 
 
+def _seeds(args):
+    """The job's ``seeds`` from ``--seeds N`` (0, 1, ..., N-1); the job's default when not given."""
+    return {} if args.seeds is None else {"seeds": tuple(range(args.seeds))}
+
+
+def _add_seeds(parser, function):
+    parser.add_argument("--seeds", type=_bounded(int),
+                        help=f"number of training seeds, 0, 1, ...: every model trains once per seed, accuracies "
+                             f"are mean +- std and differences get 95%% intervals over seeds and test images "
+                             f"(default {len(_default(function, 'seeds'))})")
+
+
+def _add_data(parser, function):
+    parser.add_argument("--data", help=f"a built-in data set (e.g. digits, patterns) or an image folder, split once "
+                                       f"(seed 0) for every training seed (default {_default(function, 'data')})")
+
+
+def _print_comparisons(name):
+    """The run's comparisons (and latency comparisons), one line each, as report.md has them."""
+    from mobilekit.runs import load_report, run_path
+
+    report = load_report(run_path(name))
+    for row in report.get("comparisons", []):
+        verdict = f"  {row['claim']}: {row['verdict']}" if "verdict" in row else ""
+        print(f"{row['method']} - {row['baseline']}: {row['difference_points']:+.2f} points "
+              f"[{row['low_points']:+.2f}, {row['high_points']:+.2f}]{verdict}")
+    for row in report.get("latency_comparisons", []):
+        verdict = f"  {row['claim']}: {row['verdict']}" if "verdict" in row else ""
+        print(f"{row['method']} / {row['baseline']} latency: {row['ratio']:.2f}x [{row['low']:.2f}, "
+              f"{row['high']:.2f}]{verdict}")
+
+
 def _zoo(args):
     from mobilekit.zoo import LARGE_ZOO, ZOO, run_zoo
 
@@ -226,11 +258,15 @@ def _zoo(args):
     if not entries:
         raise ValueError(f"--only {' '.join(args.only)} matches no zoo entry: expected labels or architectures "
                          f"among {', '.join(e.label for e in pool)}")
-    rows = run_zoo(name=args.name, entries=entries, **_given(args, "image_size", "epochs", "seed", "runs"))
-    print(f"{'model':22} {'params':>10} {'MMACs':>8} {'fp32 ms':>8} {'int8 ms':>8} {'int8 KB':>8} {'int8 acc':>8}")
+    rows = run_zoo(name=args.name, entries=entries, **_given(args, "data", "image_size", "epochs", "runs"),
+                   **_seeds(args))
+    print(f"{'model':22} {'params':>10} {'MMACs':>8} {'fp32 ms':>8} {'int8 ms':>8} {'int8 KB':>8} {'int8 acc':>8} "
+          f"{'Keras accuracy':>17}")
     for row in rows:
         print(f"{row['model']:22} {row['params']:10,} {row['macs'] / 1e6:8.2f} {row['fp32_ms']:8.3f} "
-              f"{row['int8_ms']:8.3f} {row['int8_bytes'] / 1024:8.0f} {row['int8_accuracy']:8.4f}")
+              f"{row['int8_ms']:8.3f} {row['int8_bytes'] / 1024:8.0f} {row['int8_accuracy']:8.4f} "
+              f"{row['accuracy_mean']:9.4f}+-{row['accuracy_std']:.4f}")
+    _print_comparisons(args.name)
     _wrote(args.name)
 
 
@@ -246,8 +282,7 @@ def _binary(args):
     if not rows:
         raise ValueError(f"--only {' '.join(args.only)} matches no variant: expected some of "
                          f"{', '.join(row.variant for row in ROWS)}")
-    seeds = {} if args.seeds is None else {"seeds": tuple(range(args.seeds))}
-    table = run_binary_table(name=args.name, rows=rows, **_given(args, "epochs"), **seeds)
+    table = run_binary_table(name=args.name, rows=rows, **_given(args, "data", "epochs"), **_seeds(args))
     print(f"{'model':20} {'accuracy':>15} {'params':>8} {'binary MACs':>12} {'ACE':>14} {'weight KB':>9} "
           f"{'binary agree':>12} {'binary KB':>9} {'int8 agree':>10}")
     for row in table:
@@ -255,6 +290,7 @@ def _binary(args):
               f"{row['binary_macs']:12,} {row['ace']:14,} {row['weight_bits'] / 8192:9.1f} "
               f"{_number(row['binary_agreement'], 12)} {row['binary_bytes'] / 1024:9.1f} "
               f"{_number(row['int8_agreement'], 10)}")
+    _print_comparisons(args.name)
     _wrote(args.name)
 
 
@@ -262,12 +298,13 @@ def _transfer(args):
     from mobilekit.transfer import run_transfer
 
     names = ("name", "arch", "alpha", "source", "source_classes", "target", "target_classes", "fraction", "image_size",
-             "pretrain_epochs", "epochs", "freeze_epochs", "batch_size", "seeds")
-    rows = run_transfer(**{name: getattr(args, name) for name in names})
+             "pretrain_epochs", "epochs", "freeze_epochs", "batch_size")
+    rows = run_transfer(**{name: getattr(args, name) for name in names}, **_seeds(args))
     print(f"{'start':12} {'train images':>12} {'epochs':>6} {'test accuracy':>20}")
     for row in rows:
         print(f"{row['start']:12} {row['train_images']:12} {row['epochs']:6} "
               f"{row['accuracy_mean']:13.4f} +- {row['accuracy_std']:.4f}")
+    _print_comparisons(args.name)
     _wrote(args.name)
 
 
@@ -291,15 +328,18 @@ def _report(args):
 def _optimize(args):
     from mobilekit.optimize import optimize_report
 
-    optimize_report(**_given(args, "name", "archs", "image_size", "epochs", "finetune_epochs", "sparsity",
-                             "qsfm_ratio", "runs"))
+    optimize_report(**_given(args, "name", "archs", "data", "image_size", "epochs", "finetune_epochs", "sparsity",
+                             "qsfm_ratio", "runs"), **_seeds(args))
+    _print_comparisons(args.name)
     _wrote(args.name)
 
 
 def _qsfm(args):
     from mobilekit.optimize import run_in_tf_keras
 
-    run_in_tf_keras("qsfm", **_given(args, "name", "arch", "epochs", "ratio", "runs"), reuse=args.reuse)
+    run_in_tf_keras("qsfm", **_given(args, "name", "arch", "data", "epochs", "ratio", "runs"), **_seeds(args),
+                    reuse=args.reuse)
+    _print_comparisons(args.name)
     _wrote(args.name)
 
 
@@ -312,6 +352,14 @@ def _wrote(name):
 # Numeric options that may be 0 (besides those whose default is 0 or a list of indices), and shares (at most 1).
 ZERO_ALLOWED = ("warmup", "freeze_epochs")
 SHARES = ("fraction", "sparsity", "qsfm_ratio", "ratio")
+
+
+def _claims(args):
+    from mobilekit.claims import run_claims
+
+    run_claims(name=args.name, budget=args.budget, seed=args.seed, only=args.only)
+    _print_comparisons(args.name)
+    _wrote(args.name)
 
 
 def _bounded(kind, zero_allowed=False, share=False):
@@ -344,7 +392,7 @@ def _options(parser, function, flags):
 
 def build_parser():
     """The ``mobilekit`` parser, every subcommand with help for every flag."""
-    from mobilekit import binary_table, jobs, model_export, optimize, transfer, zoo
+    from mobilekit import binary_table, claims, jobs, model_export, optimize, transfer, zoo
     from mobilekit.tasks import TASKS
     from tflite.converter import QUANTIZATIONS
 
@@ -456,9 +504,11 @@ def build_parser():
     demo_parser.set_defaults(handler=demo.run_from_args)
 
     zoo_parser = commands.add_parser("zoo", help="train, export and time every architecture side by side",
-                                     description="Train each zoo network briefly on digits at one input size, "
-                                                 "export fp32 and int8, validate and time them; one table and a "
-                                                 "scatter plot.")
+                                     description="Train each zoo network briefly on digits at one input size "
+                                                 "from each seed, export fp32 and int8 of the first seed's, "
+                                                 "validate and time them; one table (accuracy mean +- std over "
+                                                 "seeds), the paired differences the papers claim with 95% "
+                                                 "intervals and verdicts, and a scatter plot.")
     zoo_parser.add_argument("--only", nargs="+", help="zoo labels or architecture names to include, the large ones "
                                                       "too (default every network but the large ones)")
     zoo_parser.add_argument("--all", action="store_true",
@@ -466,26 +516,30 @@ def build_parser():
                                  "3.2GF): about 10 more minutes")
     _options(zoo_parser, zoo.run_zoo, {"name": (str, "run folder under runs/"), "image_size": (int, "square input size"),
                                        "epochs": (int, "epochs per network"),
-                                       "seed": (int, "seed of split, initialization and shuffling"),
                                        "runs": (int, "timed invocations per model")})
+    _add_data(zoo_parser, zoo.run_zoo)
+    _add_seeds(zoo_parser, zoo.run_zoo)
     zoo_parser.set_defaults(handler=_zoo)
 
     binary = commands.add_parser("binary", help="float vs binary vs low-bit ResNets on digits, over seeds",
                                  description="Train float, BWN, XNOR, QNN (W1A2), PokeBNN-style and Rep-XNOR "
                                              "ResNets on digits from several seeds; one table of accuracy "
-                                             "(mean +- std), binary MACs, ACE and weight bits, and a plot.")
+                                             "(mean +- std), binary MACs, ACE and weight bits, each variant's "
+                                             "paired difference from Float and Rep-XNOR's from XNOR with 95% "
+                                             "intervals, and a plot.")
     binary.add_argument("--only", nargs="+", help="variants to include (default all)")
     _options(binary, binary_table.run_binary_table, {"name": (str, "run folder under runs/"),
                                                      "epochs": (int, "epochs per training run")})
-    binary.add_argument("--seeds", type=_bounded(int), help=f"number of seeds, 0, 1, ... "
-                                                  f"(default {len(_default(binary_table.run_binary_table, 'seeds'))})")
+    _add_data(binary, binary_table.run_binary_table)
+    _add_seeds(binary, binary_table.run_binary_table)
     binary.set_defaults(handler=_binary)
 
     transfer_parser = commands.add_parser(
         "transfer", help="fine-tuning from pretrained weights vs training from scratch on a small data set",
         description="Pretrain --arch on --source (--source-classes of it), then train it on --fraction of "
                     "--target's training images (of --target-classes) from scratch and fine-tuned from the pretrained weights (the mechanism of train --weights), the "
-                    "same epochs for both, for each seed; one table of test accuracy.")
+                    "same epochs for both, for each seed; one table of test accuracy and the paired "
+                    "difference fine-tuned - scratch with its 95% interval and verdict.")
     _options(transfer_parser, transfer.run_transfer, {
         "name": (str, "run folder under runs/"), "arch": (str, "architecture"), "alpha": (float, "width multiplier"),
         "source": (str, "data set to pretrain on"), "target": (str, "data set to fine-tune on"),
@@ -494,13 +548,16 @@ def build_parser():
         "fraction": (float, "share of the target's training images used"), "image_size": (int, "square input size"),
         "pretrain_epochs": (int, "epochs on the source"), "epochs": (int, "epochs on the target, both starts"),
         "freeze_epochs": (int, "fine-tuning's epochs with the pretrained layers frozen"),
-        "batch_size": (int, "batch size"), "seeds": (int, "seeds (subset, initialization, shuffling)")})
+        "batch_size": (int, "batch size")})
+    _add_seeds(transfer_parser, transfer.run_transfer)
     transfer_parser.set_defaults(handler=_transfer)
 
     optimize_parser = commands.add_parser("optimize", help="compare fp32, PTQ, QAT, pruned and QSFM-pruned models",
                                           description="Train each architecture on digits, then export fp32, PTQ "
                                                       "int8, QAT int8, magnitude-pruned int8 and QSFM-pruned int8 "
-                                                      "and time them side by side (runs in a tf_keras process).")
+                                                      "from each seed and time the first seed's side by side "
+                                                      "(TFMOT's in a tf_keras process); each variant's paired "
+                                                      "difference from fp32 with its 95% interval.")
     _options(optimize_parser, optimize.optimize_report, {
         "name": (str, "run folder under runs/"), "archs": (str, "architectures"),
         "image_size": (int, "square input size"), "epochs": (int, "training epochs"),
@@ -508,16 +565,23 @@ def build_parser():
         "sparsity": (float, "magnitude-pruning sparsity"),
         "qsfm_ratio": (float, "share of each prunable group's filters QSFM removes"),
         "runs": (int, "timed invocations per model")})
+    _add_data(optimize_parser, optimize.optimize_report)
+    _add_seeds(optimize_parser, optimize.optimize_report)
     optimize_parser.set_defaults(handler=_optimize)
 
     qsfm = commands.add_parser("qsfm", help="QSFM filter pruning of a trained CIFAR-style ResNet, no fine-tuning",
-                               description="Train --arch on digits, remove --ratio of the filters of every "
-                                           "prunable group by QSFM, compare MACs, accuracy and TFLite latency.")
+                               description="Train --arch on digits from each seed, remove --ratio of the filters "
+                                           "of every prunable group by QSFM, compare MACs, TFLite latency and "
+                                           "accuracy (paired over seeds and test images, 95% interval, the QSFM "
+                                           "claim's verdict).")
     _options(qsfm, optimize.qsfm_experiment, {"name": (str, "run folder under runs/"), "arch": (str, "architecture"),
                                               "epochs": (int, "training epochs"),
                                               "ratio": (float, "share of filters removed per group"),
                                               "runs": (int, "timed invocations per model")})
-    qsfm.add_argument("--reuse", action="store_true", help="prune the run's trained model.keras instead of training")
+    _add_data(qsfm, optimize.qsfm_experiment)
+    _add_seeds(qsfm, optimize.qsfm_experiment)
+    qsfm.add_argument("--reuse", action="store_true",
+                      help="prune each seed's trained model.keras of the run (seed<N>/) instead of training")
     qsfm.set_defaults(handler=_qsfm)
 
     inspect = commands.add_parser("inspect", help="what a .tflite file holds: ops, tensors, quantization, metadata, "
@@ -529,6 +593,18 @@ def build_parser():
     inspect.add_argument("model", help="the .tflite file")
     inspect.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     inspect.set_defaults(handler=_inspect)
+
+    claims_parser = commands.add_parser(
+        "claims", help="the seed papers' headline claims measured, with intervals and verdicts",
+        description="Train each claim's method and baseline from several seeds on the procedural patterns set "
+                    "(5,000 held-out images), give each difference a 95% interval over seeds and images and mark the "
+                    "claim reproduced, not reproduced or inconclusive; one table (runs/<name>/claims.md).")
+    claims_parser.add_argument("--budget", choices=tuple(claims.BUDGETS), default=_default(claims.run_claims, "budget"),
+                               help="quick: about 15 minutes on 2 cores; full: about an hour (default %(default)s)")
+    claims_parser.add_argument("--only", nargs="+", help="claims to run (default all)")
+    _options(claims_parser, claims.run_claims, {"name": (str, "run folder under runs/"),
+                                                "seed": (int, "first of the budget's seeds (seed, seed + 1, ...)")})
+    claims_parser.set_defaults(handler=_claims)
 
     report = commands.add_parser("report", help="re-render a run's report.md and figures",
                                  description="Re-render runs/<name>/report.md and tradeoffs.png from report.json.")
@@ -553,10 +629,13 @@ TENSORFLOW_IMPORT_NOISE = re.compile(r"^(WARNING: All log messages before absl|I
 
 
 def import_tensorflow_quietly():
-    """Import TensorFlow once, passing on only what its import logs beyond the usual noise."""
+    """Import TensorFlow once and list its devices (where a machine without CUDA logs its cuInit
+    error), passing on only what that logs beyond the usual noise."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     with native_stderr() as lines:
-        import tensorflow  # noqa: F401
+        import tensorflow
+
+        tensorflow.config.list_physical_devices()
     forward(lines, is_noise=TENSORFLOW_IMPORT_NOISE.match)
 
 

@@ -1,6 +1,7 @@
 """One run comparing the optimizations of a trained classifier, and the QSFM ResNet-56 experiment.
 
-``optimize_report`` trains each network of ``ARCHS`` on digits (the kit's MobileNetV2 and V3-Small, and
+``optimize_report`` trains each network of ``ARCHS`` on digits (or any data set of ``models.data.load_dataset``;
+the kit's MobileNetV2 and V3-Small, and
 ``keras.applications.MobileNetV2``, a network the kit did not build), reads it back from its ``.keras``
 file, then exports side by side:
 
@@ -16,6 +17,14 @@ with parameters, MACs, file size (and gzip size, where pruning's zeros pay), TFL
 on the test split and TFLite latency, all timed in one interleaved benchmark. ``qsfm_experiment``
 measures the QSFM claim (Wang et al.: ResNet-56, -48.7% FLOPs at -0.54 points without
 fine-tuning): MACs, parameters, accuracy and fp32 TFLite latency before and after.
+
+Both repeat their training from each of ``seeds`` on one split (``mobilekit.seeded``) and report
+accuracy per seed with its mean +- std, and ``comparisons``: a top-1 difference paired over seeds
+and test images with its 95% interval. ``optimize_report`` compares each variant's file with the
+fp32 file of the same network (a variant is a file: PTQ has no Keras model of its own), so every
+seed's variants are exported; sizes, sparsity and latencies are the first seed's files'.
+``qsfm_experiment`` compares the pruned Keras model with the original (the QSFM claim's verdict);
+its files, costs and latencies are the first seed's.
 
 TFMOT's QAT and pruning need tf_keras (see ``tflite.qat_tfmot``): ``optimize_report`` trains and
 runs the other variants in this (Keras 3) process and hands the trained weights to a child process
@@ -36,17 +45,19 @@ from mobilekit.jobs import with_metadata
 from mobilekit.model_export import load_keras_model
 from mobilekit.plots import new_figure, save_figure
 from mobilekit.runs import load_report, load_trained_run, run_dir, run_path, update_report
+from mobilekit.seeded import (SPLIT_SEED, Pair, Scores, check_seeds, comparisons, load_split, statistics,
+                              train_seeds)
 from mobilekit.tasks.classify import CLASSIFY
-from models.data import load_digits_data
+from models.data import load_dataset
 from models.files import write_bytes, write_text
 from models.profile import profile
 from models.registry import build_model
-from models.train import evaluate_accuracy, train_classifier
+from models.train import train_classifier
 from tflite import pruning, qat, qat_tfmot
 from tflite.bench import benchmark
 from tflite.converter import convert
 from tflite.qsfm import qsfm_prune
-from tflite.validation import validate
+from tflite.validation import load_tflite, tflite_predict, validate
 
 KERAS_MOBILENET_V2 = "keras.applications.MobileNetV2"  # a network none of the kit's builders made
 ARCHS = {"mobilenet_v2": {"alpha": 0.35}, "mobilenet_v3_small": {"alpha": 1.0}, KERAS_MOBILENET_V2: {"alpha": 0.35}}
@@ -87,9 +98,12 @@ def build_classifier(config):
                        name="keras_applications_mobilenet_v2")
 
 
-def optimize_arch(arch, dataset, folder, image_size, epochs, finetune_epochs, sparsity, qsfm_ratio, seed, progress):
-    """Train ``arch`` and export its six variants (two of them in a tf_keras child); return the rows."""
-    config = {"arch": arch, "image_size": image_size, "classes": 10, **ARCHS.get(arch, {})}
+def optimize_arch(arch, dataset, folder, image_size, epochs, finetune_epochs, sparsity, qsfm_ratio, seed, progress,
+                  data="digits"):
+    """Train ``arch`` from ``seed`` on ``dataset`` (``data`` split with ``seeded.SPLIT_SEED``, which the
+    tf_keras child loads again) and export its six variants (two of them in the child); return the rows."""
+    config = {"arch": arch, "image_size": image_size, "classes": len(dataset.class_names), "data": data,
+              **ARCHS.get(arch, {})}
     model = build_classifier(config)
     progress(f"{arch}: training {model.count_params():,} parameters for {epochs} epochs")
     train_classifier(model, dataset, folder, epochs=epochs, patience=epochs, seed=seed, verbose=0)
@@ -113,12 +127,12 @@ def optimize_arch(arch, dataset, folder, image_size, epochs, finetune_epochs, sp
     progress(f"{arch}: TFMOT's QAT and magnitude pruning to {sparsity:.0%} over {finetune_epochs} epochs (tf_keras)")
     qat_tfmot.save_layer_weights(model, os.path.join(folder, "weights.npz"))
     run_in_tf_keras("tfmot", progress, config=config, folder=folder, finetune_epochs=finetune_epochs,
-                    sparsity=sparsity, seed=seed)
+                    sparsity=sparsity, seed=SPLIT_SEED)  # the child's seed picks its split
     with open(os.path.join(folder, TFMOT_ROWS)) as f:
         for row in json.load(f):
             add(row, row.pop("variant"))
     progress(f"{arch}: QSFM removing {qsfm_ratio:.0%} of each prunable group's channels")
-    slim, _ = qsfm_prune(model, dataset.train[0][:256], ratio=qsfm_ratio)
+    slim, _ = qsfm_prune(model, dataset.train.take(256), ratio=qsfm_ratio)
     if finetune_epochs:
         qat.fine_tune(slim, dataset, epochs=finetune_epochs, learning_rate=3e-4, verbose=0)
     add(export(slim, "qsfm_int8", "int8"), "qsfm_int8", profile(slim))
@@ -129,7 +143,7 @@ def tfmot_variants(config, folder, finetune_epochs=3, sparsity=0.5, seed=0, prog
     """The tf_keras side of ``optimize_arch``: rebuild ``config``'s classifier with the weights in
     ``folder/weights.npz``, export its TFMOT QAT (integer-only, as ``qat_int8``) and pruned variants,
     and write their rows to ``folder/TFMOT_ROWS``."""
-    dataset = load_digits_data(config["image_size"], seed=seed)
+    dataset = load_dataset(config.get("data", "digits"), config["image_size"], seed=seed)
     model = qat_tfmot.load_layer_weights(build_classifier(config), os.path.join(folder, "weights.npz"))
     quantized = qat_tfmot.quantize_model(copy_model(model))
     qat.fine_tune(quantized, dataset, epochs=finetune_epochs, learning_rate=1e-4, verbose=0)
@@ -172,15 +186,50 @@ def plot_variants(rows, path, title):
     save_figure(figure, path)
 
 
-def optimize_report(name="optimize", archs=tuple(ARCHS), image_size=32, epochs=30, finetune_epochs=3, sparsity=0.5,
-                    qsfm_ratio=0.3, seed=0, runs=30, progress=print):
-    """Train each architecture, export the six variants, time them together; write ``runs/<name>/``."""
+def file_correct(path, split):
+    """Whether the ``.tflite`` classifier at ``path`` gets each image of ``split`` right (bool, in order)."""
+    outputs = tflite_predict(load_tflite(path), split.take())
+    return outputs.reshape(split.size, -1).argmax(-1) == split.labels
+
+
+def _variant_label(arch, variant):
+    return f"{arch} {variant}"
+
+
+def optimize_seeds(arch, dataset, path, image_size, epochs, finetune_epochs, sparsity, qsfm_ratio, seeds, scores,
+                   progress, data="digits"):
+    """``optimize_arch`` from each of ``seeds``, the first seed's files in ``path/arch/``, the others' in
+    ``path/arch/seed<N>/``; each file's per-image correctness scored in ``scores``. Returns the first seed's
+    rows with every seed's TFLite accuracy (``accuracies``, mean, std)."""
+    first = None
+    for seed in seeds:
+        folder = _sub_dir(path, arch if first is None else os.path.join(arch, f"seed{seed}"))
+        rows = optimize_arch(arch, dataset, folder, image_size, epochs, finetune_epochs, sparsity, qsfm_ratio, seed,
+                             progress, data)
+        for row in rows:
+            scores.add(_variant_label(arch, row["variant"]), file_correct(os.path.join(folder, row["file"]),
+                                                                          dataset.test))
+        first = first or rows
+    return [{**row, **scores.summary(_variant_label(arch, row["variant"]))} for row in first]
+
+
+def variant_pairs(archs):
+    """Each variant against the fp32 file of the same network."""
+    return tuple(Pair(_variant_label(arch, variant), _variant_label(arch, "fp32"))
+                 for arch in archs for variant in VARIANTS if variant != "fp32")
+
+
+def optimize_report(name="optimize", archs=tuple(ARCHS), data="digits", image_size=32, epochs=30, finetune_epochs=3,
+                    sparsity=0.5, qsfm_ratio=0.3, seeds=(0, 1, 2), runs=30, progress=print):
+    """Train each architecture on ``data`` from each of ``seeds``, export the six variants, time the first
+    seed's together, compare each variant with fp32; write ``runs/<name>/``."""
+    seeds = check_seeds(seeds)
     path = run_dir(name)
-    dataset = load_digits_data(image_size, seed=seed)
-    rows = []
+    dataset = load_split(data, image_size)
+    rows, scores = [], Scores()
     for arch in archs:
-        rows += optimize_arch(arch, dataset, _sub_dir(path, arch), image_size, epochs, finetune_epochs, sparsity,
-                              qsfm_ratio, seed, progress)
+        rows += optimize_seeds(arch, dataset, path, image_size, epochs, finetune_epochs, sparsity, qsfm_ratio, seeds,
+                               scores, progress, data)
     paths = [os.path.join(path, row["arch"], row["file"]) for row in rows]
     timings = benchmark(paths, runs=runs, progress=progress)
     for row, timing in zip(rows, timings):
@@ -188,11 +237,14 @@ def optimize_report(name="optimize", archs=tuple(ARCHS), image_size=32, epochs=3
     for row in rows:
         base = next(r for r in rows if r["arch"] == row["arch"] and r["variant"] == "fp32")
         row["latency_ratio"] = round(row["median_ms"] / base["median_ms"], 3)
-    config = {"data": "digits", "image_size": image_size, "epochs": epochs, "finetune_epochs": finetune_epochs,
-              "sparsity": sparsity, "qsfm_ratio": qsfm_ratio, "seed": seed, "runs": runs,
-              "test_images": len(dataset.test[1])}
-    plot_variants(rows, os.path.join(path, "optimize.png"), f"digits {image_size}x{image_size}")
-    update_report(path, config=config, variants=rows, figures=["optimize.png"])
+    config = {"data": data, "image_size": image_size, "epochs": epochs, "finetune_epochs": finetune_epochs,
+              "sparsity": sparsity, "qsfm_ratio": qsfm_ratio, "seeds": list(seeds), "split_seed": SPLIT_SEED,
+              "runs": runs, "test_images": dataset.test.size}
+    plot_variants(rows, os.path.join(path, "optimize.png"), f"{data} {image_size}x{image_size}, first seed's files")
+    compared = "the TFLite files (PTQ is a conversion, with no Keras model of its own)"
+    update_report(path, config=config, variants=rows, statistics=statistics(seeds, dataset.test.size, compared),
+                  comparisons=comparisons(variant_pairs(archs), scores, "top-1 accuracy of the TFLite files (points)"),
+                  figures=["optimize.png"])
     return rows
 
 
@@ -202,47 +254,78 @@ def _sub_dir(path, name):
     return folder
 
 
-def qsfm_experiment(name="qsfm_resnet56", arch="resnet56", image_size=32, epochs=15, ratio=0.45, calibration=256,
-                    seed=0, runs=30, reuse=False, progress=print):
-    """Train ``arch`` on digits, QSFM-prune it without fine-tuning, compare cost, accuracy and latency.
+QSFM_PAIRS = (Pair("qsfm", "original", "qsfm"),)  # the pruned model against the one it was pruned from
 
-    With ``reuse``, the run's ``model.keras`` from an earlier call is pruned instead of training anew.
-    """
-    path = run_dir(name)
-    dataset = load_digits_data(image_size, seed=seed)
-    start = time.perf_counter()
-    trained = os.path.join(path, "model.keras")
+
+def _trained_or_reused(arch, dataset, folder, image_size, epochs, seed, reuse, progress):
+    """``arch`` trained from ``seed`` into ``folder``, or with ``reuse`` read from ``folder/model.keras``
+    when an earlier call left one there."""
+    trained = os.path.join(folder, "model.keras")
     if reuse and os.path.isfile(trained):
-        progress(f"{arch}: reusing {trained}")
-        model = keras.models.load_model(trained)
-    else:
-        model = build_model({"arch": arch, "image_size": image_size, "classes": 10})
-        progress(f"{arch}: training {model.count_params():,} parameters for {epochs} epochs")
-        model, _ = train_classifier(model, dataset, path, epochs=epochs, patience=epochs, seed=seed, verbose=0)
-    train_s = time.perf_counter() - start
-    progress(f"{arch}: QSFM on {calibration} calibration images, ratio {ratio}")
-    slim, kept = qsfm_prune(model, dataset.train[0][:calibration], ratio=ratio)
+        progress(f"{arch}, seed {seed}: reusing {trained}")
+        return keras.models.load_model(trained)
+    model = build_model({"arch": arch, "image_size": image_size, "classes": len(dataset.class_names)})
+    progress(f"{arch}, seed {seed}: training {model.count_params():,} parameters for {epochs} epochs")
+    model, _ = train_classifier(model, dataset, folder, epochs=epochs, patience=epochs, seed=seed, verbose=0)
+    return model
+
+
+def _qsfm_rows(models, scores, dataset, path, runs, progress):
+    """The rows of the first seed's original and pruned models: costs, every seed's Keras accuracy
+    (from ``scores``), the fp32 file's accuracy and size, its latency (both timed interleaved)."""
     rows, paths = [], []
-    for label, variant in (("original", model), ("qsfm", slim)):
+    for label, variant in models.items():
         costs = profile(variant)
         model_bytes = convert(variant, "fp32")
         paths.append(os.path.join(path, f"{label}_fp32.tflite"))
         write_bytes(paths[-1], model_bytes)
-        rows.append({"model": label, "params": costs["params"], "macs": costs["macs"],
-                     "keras_accuracy": evaluate_accuracy(variant, dataset.test),
-                     "tflite_accuracy": validate(model_bytes, variant, *dataset.test)["tflite_accuracy"],
-                     "size_bytes": len(model_bytes)})
+        check = validate(model_bytes, variant, dataset.test.take(), dataset.test.labels)
+        rows.append({"model": label, "params": costs["params"], "macs": costs["macs"], **scores.summary(label),
+                     "tflite_accuracy": check["tflite_accuracy"], "size_bytes": len(model_bytes)})
     for row, timing in zip(rows, benchmark(paths, runs=runs, progress=progress)):
         row["median_ms"] = timing["median_ms"]
+    return rows
+
+
+def qsfm_experiment(name="qsfm_resnet56", arch="resnet56", data="digits", image_size=32, epochs=15, ratio=0.45,
+                    calibration=256, seeds=(0, 1, 2), runs=30, reuse=False, progress=print):
+    """Train ``arch`` on ``data`` (one split, ``seeded.SPLIT_SEED``) from each of ``seeds``, QSFM-prune each
+    without fine-tuning; compare the pruned Keras models' accuracy with the originals' over every seed
+    (``comparisons``, with the QSFM claim's verdict) and cost, file and latency of the first seed's.
+
+    With ``reuse``, each seed's ``seed<N>/model.keras`` from an earlier call is pruned instead of training anew.
+    """
+    seeds = check_seeds(seeds)
+    path = run_dir(name)
+    dataset = load_split(data, image_size)
+    scores, seconds, channels = Scores(), [], []
+
+    def train(seed):
+        start = time.perf_counter()
+        model = _trained_or_reused(arch, dataset, os.path.join(path, f"seed{seed}"), image_size, epochs, seed, reuse,
+                                   progress)
+        seconds.append(time.perf_counter() - start)
+        progress(f"{arch}, seed {seed}: QSFM on {calibration} calibration images, ratio {ratio}")
+        slim, kept = qsfm_prune(model, dataset.train.take(calibration), ratio=ratio)
+        channels.append(sum(len(k) for k in kept.values()))
+        return {"original": model, "qsfm": slim}
+
+    rows = _qsfm_rows(train_seeds(seeds, train, dataset.test, scores, progress), scores, dataset, path, runs, progress)
+    compared = comparisons(QSFM_PAIRS, scores)
     summary = {"macs_reduction": 1 - rows[1]["macs"] / rows[0]["macs"],
                "params_reduction": 1 - rows[1]["params"] / rows[0]["params"],
-               "accuracy_change_points": 100 * (rows[1]["keras_accuracy"] - rows[0]["keras_accuracy"]),
+               "accuracy_change_points": compared[0]["difference_points"],
+               "accuracy_change_low_points": compared[0]["low_points"],
+               "accuracy_change_high_points": compared[0]["high_points"],
+               "verdict": compared[0]["verdict"],
                "latency_ratio": rows[1]["median_ms"] / rows[0]["median_ms"],
-               "channels_kept": sum(len(k) for k in kept.values()),
-               ("load_s" if reuse else "train_s"): round(train_s, 1)}
-    config = {"arch": arch, "image_size": image_size, "epochs": epochs, "ratio": ratio, "calibration": calibration,
-              "seed": seed, "fine_tuning": "none", "test_images": len(dataset.test[1])}
-    update_report(path, config=config, qsfm=rows, summary=summary)
+               "channels_kept": channels[0],
+               ("load_s" if reuse else "train_s"): round(sum(seconds), 1)}
+    config = {"arch": arch, "data": data, "image_size": image_size, "epochs": epochs, "ratio": ratio,
+              "calibration": calibration, "seeds": list(seeds), "split_seed": SPLIT_SEED, "fine_tuning": "none",
+              "test_images": dataset.test.size}
+    update_report(path, config=config, qsfm=rows, summary=summary, statistics=statistics(seeds, dataset.test.size),
+                  comparisons=compared)
     return rows, summary
 
 

@@ -9,7 +9,10 @@ trains twice for the same ``epochs``: from scratch, and from the file (``models.
 loads every layer the two networks share, the classifier stays initialized; ``models.train``
 trains the head on the frozen backbone for ``freeze_epochs``, then every layer at a lower rate).
 Both see the same subset, validation and test splits, recipe and augmentation; each seed draws
-its own subset and initialization. One table: test accuracy per seed, mean and standard deviation.
+its own subset and initialization. One table: test accuracy per seed, mean and standard deviation
+(``mobilekit.seeded``); and one comparison, fine-tuned against scratch: the top-1 difference
+paired over seeds and the target's test images, its 95% interval and the verdict it gives the
+fine-tuning claim (``mobilekit.paper_claims``).
 
 The default pair is the classic transfer set-up on disjoint classes of one domain: digits 0-4
 (about 630 training images) to 10% of the training images of digits 5-9 (about 60). The
@@ -23,10 +26,13 @@ import numpy as np
 
 from keras_layers.keras_api import keras
 from mobilekit.runs import run_dir, update_report
+from mobilekit.seeded import SPLIT_SEED, Pair, Scores, check_seeds, comparisons, statistics, train_seeds
 from models.data import default_augmentations, load_dataset
 from models.files import atomic_output
 from models.registry import build_model
 from models.train import evaluate_accuracy, train_classifier
+
+PAIRS = (Pair("fine_tuned", "scratch", "fine_tuning"),)
 
 
 def network(model):
@@ -65,12 +71,12 @@ def subset(data, fraction, seed):
 
 
 def _train(config, data, folder, epochs, batch_size, seed, freeze_epochs=0):
-    """A model of ``config`` trained on ``data`` into ``folder``; its test accuracy and the model."""
+    """A model of ``config`` trained on ``data`` into ``folder``."""
     model = build_model(config)
     model, _ = train_classifier(model, data, folder, epochs=epochs, batch_size=batch_size, patience=epochs,
                                 seed=seed, augment=default_augmentations(config["data"]),
                                 freeze_epochs=freeze_epochs, verbose=0)
-    return evaluate_accuracy(model, data.test), model
+    return model
 
 
 def run_transfer(name="transfer", arch="mobilenet_v2", alpha=0.35, source="digits", source_classes=(0, 1, 2, 3, 4),
@@ -80,40 +86,46 @@ def run_transfer(name="transfer", arch="mobilenet_v2", alpha=0.35, source="digit
     for each of ``seeds``; writes ``runs/<name>/`` and returns the table's rows."""
     if not 0 < fraction <= 1:
         raise ValueError(f"fraction {fraction} must be in (0, 1]: the share of {target}'s training images used")
+    seeds = check_seeds(seeds)
     path = run_dir(name)
     base = {"arch": arch, "alpha": alpha, "image_size": image_size}
-    source_data = with_classes(load_dataset(source, image_size, seed=0), source_classes)
+    source_data = with_classes(load_dataset(source, image_size, seed=SPLIT_SEED), source_classes)
     progress(f"pretraining {arch} on {source} {', '.join(source_data.class_names)} ({source_data.train.size} images, "
              f"{pretrain_epochs} epochs)")
     source_config = {**base, "data": source, "classes": len(source_data.class_names)}
-    source_accuracy, pretrained = _train(source_config, source_data, os.path.join(path, "pretrain"), pretrain_epochs,
-                                         batch_size, seed=0)
+    pretrained = _train(source_config, source_data, os.path.join(path, "pretrain"), pretrain_epochs, batch_size,
+                        seed=0)
+    source_accuracy = evaluate_accuracy(pretrained, source_data.test)
     weights = os.path.join(path, "pretrain", f"{arch}_{source}.weights.h5")
     with atomic_output(weights) as tmp:
         network(pretrained).save_weights(tmp)
     progress(f"{source} test accuracy {source_accuracy:.4f}; weights in {weights}")
-    target_data = with_classes(load_dataset(target, image_size, seed=0), target_classes)
+    target_data = with_classes(load_dataset(target, image_size, seed=SPLIT_SEED), target_classes)
     target_config = {**base, "data": target, "classes": len(target_data.class_names)}
-    results, loaded = {"scratch": [], "fine_tuned": []}, {}
-    for seed in seeds:
+    loaded, train_images, scores = {}, [], Scores()
+
+    def train(seed):
         data = subset(target_data, fraction, seed)
+        train_images.append(data.train.size)
+        models = {}
         for variant, extra in (("scratch", {}), ("fine_tuned", {"weights": weights})):
             folder = os.path.join(path, f"{variant}_seed{seed}")
-            accuracy, model = _train({**target_config, **extra}, data, folder, epochs, batch_size, seed,
-                                 freeze_epochs=freeze_epochs if extra else 0)
-            results[variant].append(accuracy)
-            record = getattr(model, "pretrained", None)
+            models[variant] = _train({**target_config, **extra}, data, folder, epochs, batch_size, seed,
+                                     freeze_epochs=freeze_epochs if extra else 0)
+            record = getattr(models[variant], "pretrained", None)
             loaded[variant] = f"{len(record['loaded'])} of {len(record['loaded']) + len(record['initialized'])}" \
                 if record else "none"
-            progress(f"seed {seed}, {variant}: {target} test accuracy {accuracy:.4f} ({data.train.size} training "
-                     f"images)")
-    rows = [{"start": variant, "layers_loaded": loaded[variant], "train_images": data.train.size, "epochs": epochs,
-             "freeze_epochs": freeze_epochs if variant == "fine_tuned" else 0, "accuracies": accuracies,
-             "accuracy_mean": float(np.mean(accuracies)), "accuracy_std": float(np.std(accuracies))}
-            for variant, accuracies in results.items()]
+        progress(f"seed {seed}: {data.train.size} {target} training images")
+        return models
+
+    train_seeds(seeds, train, target_data.test, scores, progress)
+    rows = [{"start": variant, "layers_loaded": loaded[variant], "train_images": train_images[-1], "epochs": epochs,
+             "freeze_epochs": freeze_epochs if variant == "fine_tuned" else 0, **scores.summary(variant)}
+            for variant in ("scratch", "fine_tuned")]
     config = {**base, "source": source, "source_classes": ", ".join(source_data.class_names), "target": target,
               "target_classes": ", ".join(target_data.class_names), "fraction": fraction, "pretrain_epochs": pretrain_epochs,
-              "batch_size": batch_size, "seeds": list(seeds), "source_test_accuracy": source_accuracy,
-              "test_images": target_data.test.size}
-    update_report(path, config=config, transfer=rows)
+              "batch_size": batch_size, "seeds": list(seeds), "split_seed": SPLIT_SEED,
+              "source_test_accuracy": source_accuracy, "test_images": target_data.test.size}
+    update_report(path, config=config, transfer=rows, statistics=statistics(seeds, target_data.test.size),
+                  comparisons=comparisons(PAIRS, scores))
     return rows

@@ -1,10 +1,20 @@
-"""``mobilekit zoo``: every architecture of the kit trained briefly on digits at one small
-input, exported, validated and timed side by side, in one table and one scatter plot.
+"""``mobilekit zoo``: every architecture of the kit trained briefly on digits (or any data set
+of ``models.data.load_dataset``) at one small input, exported, validated and timed side by side,
+in one table and one scatter plot.
 
-All networks get the same data split, seed, input size, epochs and training recipe, so the
-table compares architectures rather than training effort. Latencies come from one
-interleaved ``tflite.bench.benchmark`` call over every exported file. Networks with
-re-parameterizable blocks (RepVGG, RMNet) are exported, costed and timed in their deploy form.
+All networks get the same data split, seeds, input size, epochs and training recipe, so the
+table compares architectures rather than training effort. Each network trains once per seed
+(``mobilekit.seeded``): the table's ``accuracies`` are its Keras models' test accuracies, one
+per seed, with their mean +- std; the costs, the .tflite files (their accuracies and sizes) and
+the latencies are the first seed's models'. Latencies come from one interleaved
+``tflite.bench.benchmark`` call over every exported file. Networks with re-parameterizable
+blocks (RepVGG, RMNet) are exported, costed and timed in their deploy form.
+
+``ZOO_PAIRS`` are the differences the zoo reports (``comparisons``): the Keras models' top-1
+difference, paired over seeds and test images, with its 95% interval and, where the pair is a
+paper's claim (``mobilekit.paper_claims``), the verdict. ``LATENCY_PAIRS`` are latency ratios
+of the fp32 files (``latency_comparisons``): ThreshNet-79 over DenseNet-79 for ThreshNet's
+"less inference time" claim.
 
 A row with a ``Compression`` is a trained network of another row (trained once, shared)
 compressed after training, then fine-tuned for the compression's epochs when it has any:
@@ -25,7 +35,8 @@ import numpy as np
 from keras_layers.protocol import Foldable, implements
 from mobilekit.plots import new_figure, save_figure
 from mobilekit.runs import run_dir, update_report
-from models.data import load_digits_data
+from mobilekit.seeded import (SPLIT_SEED, Pair, Scores, check_seeds, comparisons, latency_comparison, load_split,
+                              statistics, train_seeds)
 from models.files import write_bytes
 from models.g_ghostnet import G_GHOST_REGNETX_200MF, REGNETX_3_2GF, REGNETX_200MF
 from models.low_rank import factorize
@@ -92,6 +103,22 @@ LARGE_ZOO = (
     ZooEntry("RegNetX-3.2GF", "g_ghostnet", {"stages": REGNETX_3_2GF}),
     ZooEntry("G-GhostNet-3.2GF", "g_ghostnet"),
 )
+# The accuracy differences the zoo reports, method vs baseline (labels of rows), with the claim of
+# ``mobilekit.paper_claims.CLAIMS`` a pair tests; pairs without a claim give the difference alone.
+ZOO_PAIRS = (
+    Pair("MobileNetV2-WHT-1.0", "MobileNetV2-1.0", "wht"),
+    Pair("ResNet-20-FFConv-0.5", "ResNet-20", "ffconv"),
+    Pair("ThreshNet-79", "HarDNet-79", "threshnet_error"),
+    Pair("ThreshNet-79", "DenseNet-79"),
+    Pair("RMNet-20-QSFM-0.5", "RMNet-20", "qsfm"),
+    Pair("G-GhostNet-200MF", "RegNetX-200MF"),
+    # GhostNet's claim is against MobileNetV3-Small 0.75x at the same FLOPs; the zoo's is 1.0x
+    Pair("GhostNet-0.5", "MobileNetV3-Small"),
+)
+# Latency ratios of the fp32 files, method over baseline.
+LATENCY_PAIRS = (Pair("ThreshNet-79", "DenseNet-79", "threshnet_time"),)
+ACCURACY_MEASURE = "top-1 accuracy of the Keras models (points; the .tflite files are the first seed's)"
+LATENCY_MEASURE = "TFLite fp32 median latency ratio (the first seed's files, timed interleaved)"
 
 
 def _slug(label):
@@ -118,26 +145,36 @@ def _low_rank(model, images, rank_fraction):
 COMPRESSIONS = {"qsfm": _qsfm_plain, "ffconv": _low_rank}
 
 
-def _train(entry, dataset, folder, image_size, epochs, batch_size, seed, progress, trained):
-    """The trained network of ``entry`` (from ``trained`` when another row trained the same one)
-    and the seconds its training took."""
-    key = (entry.arch, repr(sorted(entry.kwargs.items())))
-    if key not in trained:
-        model = build_model({"arch": entry.arch, "image_size": image_size, "classes": 10, **entry.kwargs})
-        progress(f"{entry.label}: training {model.count_params():,} parameters for up to {epochs} epochs")
-        start = time.perf_counter()
-        model, _ = train_classifier(model, dataset, folder, epochs=epochs, batch_size=batch_size, patience=epochs,
-                                    seed=seed, verbose=0)
-        trained[key] = model, round(time.perf_counter() - start, 1)
-    return trained[key]
+def _network_key(entry):
+    """What two rows that train the same network share: its architecture and builder arguments."""
+    return entry.arch, repr(sorted(entry.kwargs.items()))
+
+
+def _train(entry, dataset, folder, image_size, epochs, batch_size, seed, progress, trained=None):
+    """The network of ``entry`` trained from ``seed`` and the seconds its training took; ``trained``
+    (a dict, or None when no other row shares the network) keeps it for the other rows."""
+    key = (*_network_key(entry), seed)
+    if trained is not None and key in trained:
+        return trained[key]
+    config = {"arch": entry.arch, "image_size": image_size, "classes": len(dataset.class_names), **entry.kwargs}
+    model = build_model(config)
+    progress(f"{entry.label}, seed {seed}: training {model.count_params():,} parameters for up to {epochs} epochs")
+    start = time.perf_counter()
+    model, _ = train_classifier(model, dataset, folder, epochs=epochs, batch_size=batch_size, patience=epochs,
+                                seed=seed, verbose=0)
+    result = model, round(time.perf_counter() - start, 1)
+    if trained is not None:
+        trained[key] = result
+    return result
 
 
 def _compressed(entry, model, dataset, folder, batch_size, seed, progress):
     kind, amount, finetune_epochs = entry.compression
     if kind not in COMPRESSIONS:
         raise ValueError(f"{entry.label}: unknown compression {kind!r}: expected one of {', '.join(COMPRESSIONS)}")
-    progress(f"{entry.label}: {kind} {amount} of the trained {entry.arch}, then {finetune_epochs} fine-tuning epochs")
-    model = COMPRESSIONS[kind](model, dataset.train[0][:CALIBRATION_IMAGES], amount)
+    progress(f"{entry.label}, seed {seed}: {kind} {amount} of the trained {entry.arch}, then {finetune_epochs} "
+             f"fine-tuning epochs")
+    model = COMPRESSIONS[kind](model, dataset.train.take(CALIBRATION_IMAGES), amount)
     if finetune_epochs:
         model, _ = train_classifier(model, dataset, folder, epochs=finetune_epochs, batch_size=batch_size,
                                     patience=finetune_epochs, learning_rate=FINETUNE_LEARNING_RATE, seed=seed,
@@ -145,26 +182,41 @@ def _compressed(entry, model, dataset, folder, batch_size, seed, progress):
     return model
 
 
-def train_and_export(entry, dataset, path, image_size, epochs, batch_size, seed, progress, trained=None):
-    """Train (or take from ``trained``, a dict shared by the rows of one run) and export one zoo
-    entry; return its row (without latencies) and its two .tflite paths."""
-    folder = os.path.join(path, _slug(entry.label))
-    model, train_s = _train(entry, dataset, folder, image_size, epochs, batch_size, seed, progress,
-                            {} if trained is None else trained)
-    model = deploy_form(model) if entry.compression is None else \
-        _compressed(entry, model, dataset, folder, batch_size, seed, progress)
-    costs = profile(model)  # of the exported form
-    row = {"model": entry.label, "params": costs["params"], "macs": costs["macs"], "train_s": train_s}
-    files = {}
+def _exported(model, dataset, folder):
+    """Costs of ``model`` (a row's exported form) and its fp32 and int8 files, written into
+    ``folder`` and validated on the test split; return the row's fields and the two paths."""
+    costs = profile(model)
+    row, files = {"params": costs["params"], "macs": costs["macs"]}, {}
     for quantization in ("fp32", "int8"):
-        model_bytes = convert(model, quantization, representative_data=dataset.train[0])
+        model_bytes = convert(model, quantization, representative_data=dataset.train.take())
         files[quantization] = os.path.join(folder, f"model_{quantization}.tflite")
         write_bytes(files[quantization], model_bytes)
-        check = validate(model_bytes, model, *dataset.test)
+        check = validate(model_bytes, model, dataset.test.take(), dataset.test.labels)
         row["keras_accuracy"] = check["keras_accuracy"]
         row[f"{quantization}_accuracy"] = check["tflite_accuracy"]
         row[f"{quantization}_bytes"] = len(model_bytes)
     return row, files
+
+
+def train_and_export(entry, dataset, path, image_size, epochs, batch_size, seeds, scores, progress, trained=None):
+    """Train one zoo entry from each of ``seeds`` (or take the network from ``trained``, a dict
+    shared by the rows of one run), score each seed's model in ``scores``, and export the first
+    seed's; return its row (without latencies) and its two .tflite paths. The row's
+    ``keras_accuracy`` and file accuracies are the first seed's; ``accuracies`` every seed's."""
+    folder = os.path.join(path, _slug(entry.label))
+    seconds = []
+
+    def train(seed):
+        seed_folder = os.path.join(folder, f"seed{seed}")
+        model, train_s = _train(entry, dataset, seed_folder, image_size, epochs, batch_size, seed, progress, trained)
+        seconds.append(train_s)
+        model = deploy_form(model) if entry.compression is None else \
+            _compressed(entry, model, dataset, seed_folder, batch_size, seed, progress)
+        return {entry.label: model}
+
+    model = train_seeds(seeds, train, dataset.test, scores, progress)[entry.label]
+    row, files = _exported(model, dataset, folder)
+    return {"model": entry.label, **row, **scores.summary(entry.label), "train_s": round(sum(seconds), 1)}, files
 
 
 def plot_zoo(rows, path, title):
@@ -184,25 +236,42 @@ def plot_zoo(rows, path, title):
     save_figure(figure, path)
 
 
-def run_zoo(name="zoo", entries=ZOO, image_size=32, epochs=4, batch_size=32, seed=0, runs=30, threads=2,
-            progress=print):
-    """Train, export, validate and time every entry; write ``runs/<name>/``; return the rows."""
-    path = run_dir(name)
-    dataset = load_digits_data(image_size, seed=seed)
-    rows, files, trained = [], [], {}
-    for entry in entries:
-        row, exported = train_and_export(entry, dataset, path, image_size, epochs, batch_size, seed, progress,
-                                         trained)
-        rows.append(row)
-        files += [exported["fp32"], exported["int8"]]
-    bench = benchmark(files, runs=runs, threads=threads, progress=progress)
-    timings = {t["model"]: t["median_ms"] for t in bench}
+def _timed(rows, files, runs, threads, progress):
+    """Time every file in one interleaved benchmark; set each row's ``fp32_ms`` / ``int8_ms``; return
+    the benchmark's rows and each row's fp32 latencies (every timed run) by label."""
+    bench = benchmark(files, runs=runs, threads=threads, progress=progress, keep_latencies=True)
+    latencies = {timing["model"]: timing.pop("latencies_ms") for timing in bench}
+    timings = {timing["model"]: timing["median_ms"] for timing in bench}
     for row, fp32, int8 in zip(rows, files[::2], files[1::2]):
         row["fp32_ms"], row["int8_ms"] = timings[fp32], timings[int8]
-    config = {"data": "digits", "image_size": image_size, "epochs": epochs, "batch_size": batch_size, "seed": seed,
-              "train_images": len(dataset.train[1]), "test_images": len(dataset.test[1]),
+    return bench, {row["model"]: latencies[fp32] for row, fp32 in zip(rows, files[::2])}
+
+
+def run_zoo(name="zoo", entries=ZOO, data="digits", image_size=32, epochs=4, batch_size=32, seeds=(0, 1, 2), runs=30,
+            threads=2, pairs=ZOO_PAIRS, latency_pairs=LATENCY_PAIRS, progress=print):
+    """Train every entry from each of ``seeds`` on ``data`` (one split, ``seeded.SPLIT_SEED``),
+    export, validate and time the first seed's models, compare ``pairs`` (accuracy) and
+    ``latency_pairs`` (fp32 latency) where both rows ran; write ``runs/<name>/``; return the rows."""
+    seeds = check_seeds(seeds)
+    path = run_dir(name)
+    dataset = load_split(data, image_size)
+    shared = {_network_key(entry) for entry in entries if entry.compression}  # networks two rows train
+    rows, files, trained, scores = [], [], {}, Scores()
+    for entry in entries:
+        row, exported = train_and_export(entry, dataset, path, image_size, epochs, batch_size, seeds, scores, progress,
+                                         trained if _network_key(entry) in shared else None)
+        rows.append(row)
+        files += [exported["fp32"], exported["int8"]]
+    bench, latencies = _timed(rows, files, runs, threads, progress)
+    latency = [latency_comparison(pair, latencies[pair.method], latencies[pair.baseline], LATENCY_MEASURE)
+               for pair in latency_pairs if pair.method in latencies and pair.baseline in latencies]
+    config = {"data": data, "image_size": image_size, "epochs": epochs, "batch_size": batch_size, "seeds": list(seeds),
+              "split_seed": SPLIT_SEED, "train_images": dataset.train.size, "test_images": dataset.test.size,
               "threads": threads, "runs": runs}
-    title = f"digits {image_size}x{image_size}, {epochs} epochs of batch {batch_size}, seed {seed}"
+    title = f"{data} {image_size}x{image_size}, {epochs} epochs of batch {batch_size}, first of {len(seeds)} seeds"
     plot_zoo(rows, os.path.join(path, "zoo.png"), title)
-    update_report(path, config=config, zoo=rows, bench=bench, figures=["zoo.png"])
+    update_report(path, config=config, zoo=rows, bench=bench,
+                  statistics=statistics(seeds, dataset.test.size, "the Keras models"),
+                  comparisons=comparisons(pairs, scores, ACCURACY_MEASURE), latency_comparisons=latency,
+                  figures=["zoo.png"])
     return rows

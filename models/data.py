@@ -1,5 +1,5 @@
-"""Classification data: the built-in digits and shapes sets, users' image folders
-(``models.image_folder``) and sample photos for calibration.
+"""Classification data: the built-in digits, shapes and patterns (``models.patterns``) sets, users'
+image folders (``models.image_folder``) and sample photos for calibration.
 """
 import os
 
@@ -9,6 +9,7 @@ from PIL import Image
 from models.classification_data import ClassificationData, stratified_split
 from models.image_folder import load_image_folder
 from models.input_pipeline import DIGIT_AUGMENTATIONS, PHOTO_AUGMENTATIONS
+from models.patterns import load_patterns_data
 
 __all__ = ["ClassificationData", "load_dataset", "load_digits_data", "load_image_folder", "sample_photos"]
 
@@ -57,7 +58,7 @@ def load_shapes_data(image_size=32, seed=0):
     return ClassificationData(train, validation, test, SHAPE_CLASSES)
 
 
-DATASETS = {"digits": load_digits_data, "shapes": load_shapes_data}
+DATASETS = {"digits": load_digits_data, "shapes": load_shapes_data, "patterns": load_patterns_data}
 
 
 def default_augmentations(name_or_path):
@@ -68,7 +69,7 @@ def default_augmentations(name_or_path):
 
 
 def load_dataset(name_or_path, image_size, seed=0, strict=False):
-    """A built-in data set by name (``digits``) or a user's image folder by path.
+    """A built-in data set by name (``DATASETS``: digits, shapes, patterns) or a user's image folder by path.
 
     ``strict`` (image folders only): an unreadable image file is an error instead of being skipped.
     """

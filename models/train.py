@@ -261,8 +261,14 @@ def _callbacks(phase, phases, history, best, checkpoint_dir, log_dir, patience, 
     return [*callbacks, StopOnSignal(flag, history.epochs)]
 
 
-def evaluate_accuracy(model, split, batch_size=128):
-    """Top-1 accuracy of a Keras classifier on a split (in memory or streamed from files)."""
+def correct_predictions(model, split, batch_size=128):
+    """Whether a Keras classifier's top-1 class is right, per image of a split (bool, in order):
+    the paired per-image scores ``mobilekit.stats.paired_interval`` compares two models by."""
     split = as_split(split)
     probabilities = model.predict(dataset(split, batch_size).map(lambda images, labels: images), verbose=0)
-    return float(np.mean(np.argmax(probabilities, axis=-1) == split.labels))
+    return np.argmax(probabilities, axis=-1) == split.labels
+
+
+def evaluate_accuracy(model, split, batch_size=128):
+    """Top-1 accuracy of a Keras classifier on a split (in memory or streamed from files)."""
+    return float(np.mean(correct_predictions(model, split, batch_size)))

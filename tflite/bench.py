@@ -36,12 +36,14 @@ def _time_once(path, runs, warmup, threads):
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def benchmark(paths, runs=50, warmup=5, threads=2, rounds=3, progress=print):
+def benchmark(paths, runs=50, warmup=5, threads=2, rounds=3, progress=print, keep_latencies=False):
     """Time each ``.tflite`` in ``paths``; return one dict per model, in order.
 
     Each dict: ``model``, ``size_bytes``, ``median_ms``, ``p90_ms``, ``mean_ms``, ``min_ms``,
     ``runs`` (timed invocations of that model: exactly ``runs``), ``threads``, ``peak_rss_mb``,
-    ``model_rss_mb`` and ``latency_ratio`` (median over the first model's median).
+    ``model_rss_mb`` and ``latency_ratio`` (median over the first model's median); with
+    ``keep_latencies``, also ``latencies_ms``: every timed run, in the order timed (for intervals,
+    e.g. ``mobilekit.stats.ratio_interval``).
     """
     for path in paths:
         if not os.path.isfile(path):
@@ -63,5 +65,7 @@ def benchmark(paths, runs=50, warmup=5, threads=2, rounds=3, progress=print):
                **summarize(latencies[path]),
                "peak_rss_mb": round(memory[path][0], 1), "model_rss_mb": round(memory[path][1], 1)}
         row["latency_ratio"] = row["median_ms"] / rows[0]["median_ms"] if rows else 1.0
+        if keep_latencies:
+            row["latencies_ms"] = list(latencies[path])
         rows.append(row)
     return rows

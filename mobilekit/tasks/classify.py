@@ -28,7 +28,7 @@ class Classify(Task):
 
     name = "classify"
     summary = "image classification (top-1 accuracy)"
-    data_help = "'digits' or a folder with one sub-folder of images per class"
+    data_help = "'digits', 'shapes', 'patterns' or a folder with one sub-folder of images per class"
     defaults = {"arch": "mobilenet_v2", "data": "digits", "image_size": 48, "alpha": 0.35, "epochs": 40,
                 "batch_size": 64, "learning_rate": 3e-3, "patience": 10, "seed": 0, "strategy": "default"}
     options = (*Task.options, "patience", "strict", "augment", "freeze_epochs", "strategy")

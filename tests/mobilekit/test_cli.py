@@ -73,7 +73,8 @@ def test_bad_input_is_one_line(argv, fragment, tmp_path, monkeypatch, capsys):
 
 @pytest.mark.parametrize("argv, fragment", [
     (["zoo", "--epochs", "0"], "argument --epochs: 0 is out of range: expected a number > 0"),
-    (["zoo", "--seed", "-1"], "argument --seed: -1 is out of range: expected a number >= 0"),
+    (["zoo", "--seeds", "0"], "argument --seeds: 0 is out of range: expected a number > 0"),
+    (["claims", "--seed", "-1"], "argument --seed: -1 is out of range: expected a number >= 0"),
     (["transfer", "--fraction", "2"], "argument --fraction: 2 is out of range: expected a number > 0 and <= 1"),
     (["bench", "m.tflite", "--warmup", "-1"], "argument --warmup: -1 is out of range: expected a number >= 0"),
     (["bench", "--image-size", "0"], "argument --image-size: 0 is out of range"),

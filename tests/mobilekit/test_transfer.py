@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from mobilekit.cli import main
+from mobilekit.paper_claims import CLAIMS
 from mobilekit.transfer import subset, with_classes
 from models.data import load_digits_data
 
@@ -36,7 +37,7 @@ def test_subset_keeps_the_same_share_of_every_class_and_depends_on_the_seed():
 def test_transfer_table_from_the_cli(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     assert main(["transfer", "--name", "t", "--pretrain-epochs", "2", "--epochs", "2", "--freeze-epochs", "1",
-                 "--seeds", "0", "--image-size", "32", "--source-classes", "0", "1", "2", "--target-classes",
+                 "--seeds", "1", "--image-size", "32", "--source-classes", "0", "1", "2", "--target-classes",
                  "3", "4"]) == 0
     report = json.loads((tmp_path / "runs" / "t" / "report.json").read_text())
     rows = {row["start"]: row for row in report["transfer"]}
@@ -49,3 +50,15 @@ def test_transfer_table_from_the_cli(tmp_path, monkeypatch, capsys):
     assert report["config"]["target_classes"] == "3, 4"
     assert (tmp_path / "runs" / "t" / "pretrain" / "mobilenet_v2_digits.weights.h5").is_file()
     assert "fine_tuned" in capsys.readouterr().out
+    # one accuracy per seed on the target's test images; the claim's row from the two rows
+    assert all(row["accuracies"] == [row["accuracy_mean"]] and row["accuracy_std"] == 0.0 for row in rows.values())
+    [comparison] = report["comparisons"]
+    assert (comparison["method"], comparison["baseline"], comparison["claim"]) == ("fine_tuned", "scratch",
+                                                                                   "fine_tuning")
+    difference = 100 * (rows["fine_tuned"]["accuracies"][0] - rows["scratch"]["accuracies"][0])
+    assert comparison["difference_points"] == pytest.approx(difference)
+    assert comparison["low_points"] <= difference <= comparison["high_points"]
+    assert comparison["test_images"] == report["config"]["test_images"] == np.sum(
+        np.isin(load_digits_data(32).test.labels, (3, 4)))
+    assert comparison["verdict"] == CLAIMS["fine_tuning"].claim.verdict(comparison["low_points"] / 100,
+                                                                        comparison["high_points"] / 100)

@@ -70,6 +70,11 @@ def test_rounds_interleave_the_models_and_pool_their_latencies(files, monkeypatc
         assert row["mean_ms"] == pytest.approx(np.mean(latencies))
         assert row["peak_rss_mb"] == 30.0 + call and row["model_rss_mb"] == 2.0 * call  # the last round's
     assert rows[1]["latency_ratio"] == pytest.approx(np.median(large) / np.median(small))
+    assert all("latencies_ms" not in row for row in rows)  # only on request
+    calls.clear()
+    kept = benchmark(files, runs=7, warmup=1, threads=1, rounds=3, progress=lambda _: None, keep_latencies=True)
+    assert [row["latencies_ms"] for row in kept] == [small, large]
+    assert [{k: v for k, v in row.items() if k != "latencies_ms"} for row in kept] == rows
 
 
 def test_benchmark_times_each_model_exactly_runs_times(files):

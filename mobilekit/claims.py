@@ -1,0 +1,327 @@
+"""``mobilekit claims``: the seed papers' headline claims measured by the kit, one table.
+
+Each claim of ``mobilekit.paper_claims.CLAIMS`` is an experiment here: a method and its baseline
+(``ARMS``) trained from the same seeds on the procedural ``patterns`` set (``models.patterns``),
+scored on the same held-out images, and their top-1 difference given with a 95% interval over
+seeds and images (``mobilekit.stats.paired_interval``); ThreshNet's latency claim is a ratio of
+TFLite medians timed interleaved (``mobilekit.stats.ratio_interval``). Each row's verdict is the
+claim's test of its interval: reproduced, not reproduced or inconclusive, never one run's point.
+
+Scale: every network at 32x32 with 10 classes (the fine-tuning claim: 5 classes pretrained, 5
+others fine-tuned from a small share), trained with the kit's recipe for the budget's epochs
+(``BUDGETS``): far below the papers' ImageNet/CIFAR schedules, which the table says per row. A
+baseline that has not learnt the task (under ``LEARNT`` top-1) leaves its row inconclusive.
+
+Each (claim's arms, seed) trains in a fresh process, ``WORKERS`` at a time: TensorFlow's tracing
+slows as one process accumulates functions, and most of a short training is single-threaded
+tracing that a second process overlaps. A model one claim shares with another (ResNet-20 under
+FFConv and QSFM) is trained once per seed, in the same process.
+"""
+import multiprocessing
+import os
+import tempfile
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from typing import Callable, NamedTuple
+
+import numpy as np
+
+from mobilekit.cli import import_tensorflow_quietly
+from mobilekit.paper_claims import CLAIMS
+from mobilekit.runs import run_dir, update_report
+from mobilekit.seeded import Pair, Scores, compare, latency_comparison
+from mobilekit.stats import INCONCLUSIVE
+from mobilekit.transfer import network, subset, with_classes
+from mobilekit.zoo import FINETUNE_LEARNING_RATE
+from models.binary_nets import RESNET_8, binary_resnet
+from models.classification_data import ClassificationData
+from models.densenet import THRESHNET_79, threshnet
+from models.files import atomic_output, write_bytes, write_text
+from models.low_rank import factorize
+from models.patterns import PATTERN_CLASSES, load_patterns_data
+from models.profile import profile
+from models.registry import build_model
+from models.train import correct_predictions, train_classifier, with_preprocessing
+from tflite.bench import benchmark
+from tflite.converter import convert
+from tflite.qsfm import qsfm_prune
+
+
+class Budget(NamedTuple):
+    """How much a ``claims`` run trains: ``train_images`` of patterns for ``epochs`` per model,
+    ``seeds`` per arm, ``finetune_epochs`` after FFConv's factorization, the fine-tuning claim's
+    ``target_epochs`` on its small target set, and ``runs`` timed invocations per latency."""
+
+    train_images: int
+    epochs: int
+    seeds: int
+    finetune_epochs: int
+    target_epochs: int
+    runs: int
+
+
+BUDGETS = {"quick": Budget(train_images=4000, epochs=2, seeds=3, finetune_epochs=1, target_epochs=8, runs=30),
+           "full": Budget(train_images=8000, epochs=4, seeds=3, finetune_epochs=2, target_epochs=15, runs=60)}
+IMAGE_SIZE, CLASSES, BATCH_SIZE = 32, 10, 64
+SPLITS = ("train", "validation", "test")
+WORKERS = 2  # training processes at a time: the 2 cores the budgets' minutes are measured on
+TEST_IMAGES = 5000
+LEARNT = 0.5  # least baseline top-1 for a verdict: near chance, any "no loss" claim would hold trivially
+CALIBRATION_IMAGES = 256  # QSFM's feature-map statistics
+QSFM_RATIO = 0.3  # share of each prunable group's filters removed
+FFCONV_RANK = 0.5  # FFConv rank as a share of each convolution's output channels
+SOURCE_CLASSES, TARGET_CLASSES, TARGET_FRACTION = (0, 1, 2, 3, 4), (5, 6, 7, 8, 9), 0.05
+# ThreshNet-79's table at half width (growth and channels halved): the paper's depth and
+# thresholds, trainable here in minutes. Its latency claim is timed on the full table.
+THRESHNET_HALF = tuple(stage._replace(growth=stage.growth // 2, channels=stage.channels // 2)
+                       for stage in THRESHNET_79)
+THRESHNET_HALF_STEM = (16, 32)
+
+
+class Arm(NamedTuple):
+    """A model of the experiments: ``make(run)`` returns it trained from ``run.seed`` (pixels in,
+    probabilities out) with the test split it is scored on; ``scale`` says what it is."""
+
+    make: Callable
+    scale: str
+
+
+def _network(config):
+    return lambda run: (run.train(build_model({"image_size": IMAGE_SIZE, "classes": CLASSES, **config})),
+                        run.data.test)
+
+
+def _binary(variant):
+    def make(run):
+        backbone = binary_resnet((IMAGE_SIZE, IMAGE_SIZE, 3), classes=CLASSES, stages=RESNET_8, stem="strided",
+                                 variant=variant)
+        return run.train(with_preprocessing(backbone)), run.data.test
+    return make
+
+
+def _qsfm(run):
+    model, test = run.model("ResNet-20")
+    return qsfm_prune(model, run.data.train.take(CALIBRATION_IMAGES), ratio=QSFM_RATIO)[0], test
+
+
+def _ffconv(run):
+    model, test = run.model("ResNet-20")
+    factorized = with_preprocessing(factorize(model.layers[-1], FFCONV_RANK)[0])
+    return run.train(factorized, epochs=run.budget.finetune_epochs, learning_rate=FINETUNE_LEARNING_RATE), test
+
+
+def _transfer(pretrained):
+    """A MobileNetV2-0.35 on the target's small share: from scratch, or from the weights it learnt
+    on the source classes (with the kit's two-phase fine-tuning, as ``train --weights`` does)."""
+    def make(run):
+        config = {"arch": "mobilenet_v2", "alpha": 0.35, "image_size": IMAGE_SIZE}
+        source, target = (with_classes(run.transfer_data, classes) for classes in (SOURCE_CLASSES, TARGET_CLASSES))
+        extra, freeze_epochs = {}, 0
+        if pretrained:
+            model = run.train(build_model({**config, "classes": len(SOURCE_CLASSES)}), data=source)
+            extra["weights"] = os.path.join(run.folder, "source.weights.h5")
+            with atomic_output(extra["weights"]) as tmp:
+                network(model).save_weights(tmp)
+            freeze_epochs = run.budget.target_epochs // 3
+        target = subset(target, TARGET_FRACTION, run.seed)
+        model = build_model({**config, "classes": len(TARGET_CLASSES), **extra})
+        return run.train(model, data=target, epochs=run.budget.target_epochs, freeze_epochs=freeze_epochs,
+                         batch_size=16), target.test
+    return make
+
+
+ARMS = {
+    "MobileNetV2-1.0": Arm(_network({"arch": "mobilenet_v2", "alpha": 1.0}), "MobileNetV2 1.0"),
+    "MobileNetV2-WHT-1.0": Arm(_network({"arch": "mobilenet_v2_wht", "alpha": 1.0}),
+                               "MobileNetV2 1.0, 1x1 convolutions as 1D-WHT layers"),
+    "ThreshNet-79-half": Arm(_network({"arch": "threshnet", "stages": THRESHNET_HALF, "stem": THRESHNET_HALF_STEM}),
+                          "ThreshNet-79 at half width"),
+    "HarDNet-79-half": Arm(_network({"arch": "threshnet", "stages": THRESHNET_HALF, "stem": THRESHNET_HALF_STEM,
+                                  "threshold": 0}), "HarDNet-79 at half width"),
+    "GhostNet-0.5": Arm(_network({"arch": "ghostnet", "alpha": 0.5}), "GhostNet 0.5x"),
+    "MobileNetV3-Small-0.75": Arm(_network({"arch": "mobilenet_v3_small", "alpha": 0.75}), "MobileNetV3-Small 0.75"),
+    "ResNet-20": Arm(_network({"arch": "resnet20"}), "CIFAR ResNet-20"),
+    "ResNet-20-FFConv": Arm(_ffconv, f"ResNet-20, d x d convolutions as rank-{FFCONV_RANK} FFConv, fine-tuned"),
+    "ResNet-20-QSFM": Arm(_qsfm, f"ResNet-20, {QSFM_RATIO:.0%} of each filter group removed by QSFM"),
+    "XNOR": Arm(_binary("xnor"), "XNOR ResNet-8"),
+    "Rep-XNOR": Arm(_binary("rep_xnor"), "Rep-XNOR ResNet-8 (beta=2)"),
+    "fine-tuned": Arm(_transfer(pretrained=True), "MobileNetV2 0.35, fine-tuned"),
+    "from scratch": Arm(_transfer(pretrained=False), "MobileNetV2 0.35, from scratch"),
+}
+
+
+class Experiment(NamedTuple):
+    """A claim of ``CLAIMS`` measured as ``method`` against ``baseline`` (keys of ``ARMS``)."""
+
+    claim: str
+    method: str
+    baseline: str
+
+
+EXPERIMENTS = (
+    Experiment("qsfm", "ResNet-20-QSFM", "ResNet-20"),
+    Experiment("ffconv", "ResNet-20-FFConv", "ResNet-20"),
+    Experiment("wht", "MobileNetV2-WHT-1.0", "MobileNetV2-1.0"),
+    Experiment("repconv", "Rep-XNOR", "XNOR"),
+    Experiment("threshnet_error", "ThreshNet-79-half", "HarDNet-79-half"),
+    Experiment("ghostnet", "GhostNet-0.5", "MobileNetV3-Small-0.75"),
+    Experiment("fine_tuning", "fine-tuned", "from scratch"),
+)
+# ThreshNet's latency claim: the paper's ThreshNet-79 and the DenseNet-79 of its table (every
+# block dense) at CIFAR size; weights do not change a float file's latency, so untrained.
+LATENCY_THRESHOLDS = {"ThreshNet-79": 3, "DenseNet-79": len(THRESHNET_79)}
+
+
+class SeedRun:
+    """One seed's arms in one process: the data, the budget, and the models trained so far (an arm
+    another builds on, such as ResNet-20 under FFConv and QSFM, is trained once)."""
+
+    def __init__(self, transfer_data, budget, folder, seed):
+        self.budget, self.folder, self.seed = budget, folder, seed
+        self.transfer_data = transfer_data  # the fine-tuning claim's: twice the test images (see run_claims)
+        self.data = transfer_data._replace(test=transfer_data.test.select(np.arange(TEST_IMAGES)))
+        self.models = {}
+
+    def train(self, model, data=None, epochs=None, learning_rate=3e-3, freeze_epochs=0, batch_size=BATCH_SIZE):
+        epochs = epochs or self.budget.epochs
+        model, _ = train_classifier(model, data or self.data, os.path.join(self.folder, "train"), epochs=epochs,
+                                    batch_size=batch_size, learning_rate=learning_rate, patience=epochs,
+                                    seed=self.seed, freeze_epochs=freeze_epochs, verbose=0)
+        return model
+
+    def model(self, arm):
+        """``(model, test split)`` of ``arm`` trained from this run's seed (once)."""
+        if arm not in self.models:
+            self.models[arm] = ARMS[arm].make(self)
+        return self.models[arm]
+
+
+def _score_unit(arms, seed, budget, data_file, folder):
+    """In a worker process: train ``arms`` from ``seed``; return ``{arm: (per-image correctness,
+    {params, macs}, seconds)}``."""
+    with np.load(data_file) as arrays:
+        data = ClassificationData(*((arrays[f"{split}_images"], arrays[f"{split}_labels"]) for split in SPLITS),
+                                  PATTERN_CLASSES)
+    run, results = SeedRun(data, budget, os.path.join(folder, f"seed{seed}", arms[0]), seed), {}
+    for arm in arms:
+        start = time.perf_counter()
+        model, test = run.model(arm)
+        costs = {key: value for key, value in profile(model).items() if key in ("params", "macs")}
+        results[arm] = correct_predictions(model, test), costs, time.perf_counter() - start
+    return results
+
+
+def _units(experiments):
+    """The experiments' arms in groups that train in one process: an experiment's two arms, merged
+    with another experiment's when they share one (ResNet-20 under FFConv and QSFM)."""
+    units = []
+    for experiment in experiments:
+        arms = {experiment.method, experiment.baseline}
+        joined = [unit for unit in units if unit & arms]
+        units = [unit for unit in units if not unit & arms] + [arms.union(*joined)]
+    # each unit's shared arm first, so the arms built on it find it trained
+    return [tuple(sorted(unit, key=lambda arm: -sum(arm in (e.method, e.baseline) for e in experiments)))
+            for unit in units]
+
+
+def _scores(experiments, budget, seeds, folder, workers, progress):
+    """Every arm's per-image correctness, per seed (``seeded.Scores``), and costs ``{arm: {params, macs}}``,
+    each (unit, seed) trained in a fresh process, ``workers`` at a time (TensorFlow's tracing slows
+    as one process accumulates functions, and two processes keep two cores busy through it)."""
+    results, costs = {}, {}
+    with tempfile.TemporaryDirectory() as scratch:
+        # twice the test images, so the fine-tuning claim's 5 target classes alone keep TEST_IMAGES
+        # held out; the other claims score the first TEST_IMAGES (the same images as a set of that size)
+        data = load_patterns_data(IMAGE_SIZE, train_images=budget.train_images, test_images=2 * TEST_IMAGES)
+        data_file = os.path.join(scratch, "patterns.npz")
+        np.savez(data_file, **{f"{split}_{part}": getattr(data, split)[index] for split in SPLITS
+                               for index, part in enumerate(("images", "labels"))})
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(workers, mp_context=context, initializer=import_tensorflow_quietly,
+                                 max_tasks_per_child=1) as pool:
+            jobs = {pool.submit(_score_unit, unit, seed, budget, data_file, folder): seed
+                    for seed in seeds for unit in _units(experiments)}
+            for job in as_completed(jobs):
+                for arm, (correct, arm_costs, seconds) in job.result().items():
+                    results[arm, jobs[job]] = correct
+                    costs.setdefault(arm, arm_costs)
+                    progress(f"{arm}, seed {jobs[job]}: test accuracy {correct.mean():.4f} ({seconds:.0f} s)")
+    scores = Scores()
+    for (arm, _), correct in sorted(results.items(), key=lambda item: seeds.index(item[0][1])):
+        scores.add(arm, correct)
+    return scores, costs
+
+
+def _accuracy_row(experiment, scores, costs):
+    """The table row of an accuracy claim: ``seeded.compare``'s difference, interval and verdict
+    (inconclusive under a baseline that has not learnt the task), the paper, the accuracies and
+    the cost ratios of both arms."""
+    claim = CLAIMS[experiment.claim]
+    row = {"paper": claim.paper, **compare(Pair(experiment.method, experiment.baseline, experiment.claim), scores,
+                                           claim.measure)}
+    row["headline"] = claim.headline
+    for role, arm in (("method", experiment.method), ("baseline", experiment.baseline)):
+        row.update({f"{role}_{key}": value for key, value in scores.summary(arm).items()})
+    if row["baseline_accuracy_mean"] < LEARNT:
+        row.update(verdict=INCONCLUSIVE, note=f"baseline below {LEARNT:.0%} top-1: not trained enough to judge")
+    ratios = {key: costs[experiment.method][key] / costs[experiment.baseline][key] for key in ("params", "macs")}
+    row.update({"params_ratio": ratios["params"], "macs_ratio": ratios["macs"],
+                "scale": f"{ARMS[experiment.method].scale} vs {ARMS[experiment.baseline].scale}; "
+                         f"{ratios['params']:.2f}x params, {ratios['macs']:.2f}x MACs"})
+    return row
+
+
+def _latency_row(folder, runs, progress):
+    """ThreshNet-79's fp32 latency over DenseNet-79's, timed interleaved, with its interval."""
+    paths = {}
+    for label, threshold in LATENCY_THRESHOLDS.items():
+        model = threshnet((IMAGE_SIZE, IMAGE_SIZE, 3), classes=CLASSES, threshold=threshold)
+        paths[label] = os.path.join(folder, f"{label}_fp32.tflite")
+        write_bytes(paths[label], convert(model, "fp32"))
+    method, baseline = benchmark(list(paths.values()), runs=runs, progress=progress, keep_latencies=True)
+    claim = CLAIMS["threshnet_time"]
+    row = {"paper": claim.paper, **latency_comparison(Pair(*LATENCY_THRESHOLDS, "threshnet_time"),
+                                                      method["latencies_ms"], baseline["latencies_ms"], claim.measure)}
+    row.update(headline=claim.headline,
+               scale=f"ThreshNet-79 vs DenseNet-79 at 32x32, untrained, TFLite fp32, 2 threads, {runs} runs each "
+                     f"({method['median_ms']:.2f} vs {baseline['median_ms']:.2f} ms median)")
+    return row
+
+
+def run_claims(name="claims", budget="full", seed=0, only=None, workers=WORKERS, progress=print):
+    """Run the claim experiments (``only``: claim keys, default all) with ``BUDGETS[budget]`` (or a
+    ``Budget``) from seeds ``seed, seed + 1, ...``, ``workers`` training processes at a time; write
+    ``runs/<name>/`` (report.json and report.md with the rows as ``comparisons`` and
+    ``latency_comparisons``, and the table alone as claims.md); return the rows."""
+    if not isinstance(budget, Budget) and budget not in BUDGETS:
+        raise ValueError(f"budget {budget!r}: expected one of {', '.join(BUDGETS)}")
+    keys = [*(e.claim for e in EXPERIMENTS), "threshnet_time"]
+    unknown = sorted(set(only or ()) - set(keys))
+    if unknown:
+        raise ValueError(f"unknown claim {', '.join(unknown)}: expected some of {', '.join(keys)}")
+    plan, start = BUDGETS.get(budget, budget), time.perf_counter()
+    experiments = [e for e in EXPERIMENTS if not only or e.claim in only]
+    seeds = [seed + index for index in range(plan.seeds)]
+    path = run_dir(name)
+    scores, costs = _scores(experiments, plan, seeds, path, workers, progress) if experiments else (None, {})
+    accuracy_rows = [_accuracy_row(experiment, scores, costs) for experiment in experiments]
+    latency_rows = [_latency_row(path, plan.runs, progress)] if not only or "threshnet_time" in only else []
+    config = {"budget": budget if isinstance(budget, str) else "custom", **plan._asdict(), "seeds": seeds,
+              "data": "patterns", "image_size": IMAGE_SIZE, "test_images": TEST_IMAGES, "workers": workers,
+              "minutes": round((time.perf_counter() - start) / 60, 1)}
+    write_text(os.path.join(path, "claims.md"), claims_table(accuracy_rows + latency_rows) + "\n")
+    update_report(path, config=config, comparisons=accuracy_rows, latency_comparisons=latency_rows)
+    return accuracy_rows + latency_rows
+
+
+def claims_table(rows):
+    """The rows as a markdown table a person reads: paper, claim, measured figure with interval,
+    test, scale, verdict."""
+    lines = ["| paper | claim | measured (95% interval) | test | data and scale | verdict |", "|---|---|---|---|---|---|"]
+    for row in rows:
+        figure = f"{row['difference_points']:+.2f} ({row['low_points']:+.2f}, {row['high_points']:+.2f}) points" \
+            if "difference_points" in row else f"{row['ratio']:.2f}x ({row['low']:.2f}, {row['high']:.2f})"
+        note = f" ({row['note']})" if "note" in row else ""
+        lines.append(f"| {row['paper']} | {row['headline']} | {row['measure']}: {figure} | {row['test']} | "
+                     f"{row['scale']} | **{row['verdict']}**{note} |")
+    return "\n".join(lines)
