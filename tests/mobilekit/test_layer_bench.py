@@ -9,7 +9,6 @@ from PIL import Image
 from keras_layers.keras_api import keras
 from mobilekit import layer_bench
 from mobilekit.cli import main
-from models.mobilenet_v3 import mobilenet_v3_small
 from tflite.converter import convert
 from mobilekit.suites import load_suite, xnor
 
@@ -44,12 +43,22 @@ def test_unknown_suite_is_named(capsys):
     assert "unknown benchmark suite 'nope'" in capsys.readouterr().err
 
 
+def small_network(shape, classes=4):
+    """A network of a few layers (conv, hard-swish, depthwise, GAP, dense): a suite's mechanics do not depend
+    on its networks' size, and each conversion of a MobileNet took seconds."""
+    inputs = keras.Input(shape)
+    x = keras.layers.Conv2D(8, 3, strides=2, padding="same")(inputs)
+    x = keras.layers.Activation("hard_swish")(x)
+    x = keras.layers.DepthwiseConv2D(3, padding="same", activation="relu")(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    return keras.Model(inputs, keras.layers.Dense(classes, activation="softmax")(x))
+
+
 def test_a_quantization_suite_times_each_networks_files_together(monkeypatch, tmp_path):
     converted = []
     suite = types.SimpleNamespace(
-        SHAPES=[(32, 32, 3)], COMPARE="quantization",
-        candidates=lambda shape: [(name, lambda: mobilenet_v3_small(input_shape=shape, alpha=0.75, classes=4))
-                                  for name in ("small_a", "small_b")],
+        SHAPES=[(16, 16, 3)], COMPARE="quantization",
+        candidates=lambda shape: [(name, lambda: small_network(shape)) for name in ("small_a", "small_b")],
         calibration_data=lambda shape: np.full((4, *shape), 0.5, np.float32),
         convert=lambda model, quantization, data: converted.append((quantization, float(data.mean())))
         or convert(model, quantization, representative_data=data))

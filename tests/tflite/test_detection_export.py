@@ -5,29 +5,21 @@ import cv2
 import numpy as np
 import pytest
 
+import small_detector
 from demo_app.app import run_demo
 from demo_app.runtime import TFLiteModel
-from keras_layers.keras_api import keras
-from models.box_coding import PostProcessing, postprocess
-from models.ssdlite import model_anchors, ssdlite
-from layer_contract import randomize_batch_norm
-from tflite.detection_export import convert_detector
+from models.box_coding import postprocess
+from small_detector import SETTINGS, SIZE
 from tflite.inspect import custom_operators, operator_names
-
-SIZE = 64
-SETTINGS = PostProcessing(max_detections=5, score_threshold=0.3)
 
 
 @pytest.fixture(scope="module")
 def detector():
-    keras.utils.set_random_seed(0)
-    model = ssdlite("mobilenet_v2", (SIZE, SIZE, 3), alpha=0.35, classes=3, extra_depths=(32,))
-    randomize_batch_norm(model, seed=1)
-    anchors = model_anchors(model)
-    images = np.random.default_rng(0).uniform(0, 255, (24, SIZE, SIZE, 3)).astype(np.float32)
-    files = {q: convert_detector(model, anchors, q, representative_data=images, settings=SETTINGS)
-             for q in ("fp32", "int8", "int16x8")}
-    return model, anchors, images, files
+    """The shared small SSDLite (``small_detector``: MobileNetV2 0.35, 64x64, random batch norm), the 24 images
+    its quantized files were calibrated on, and its files converted with ``SETTINGS``."""
+    model, anchors = small_detector.detector()
+    files = {q: small_detector.detector_file(q) for q in ("fp32", "int8", "int16x8")}
+    return model, anchors, small_detector.calibration_images(), files
 
 
 def _keras(model, anchors, image):

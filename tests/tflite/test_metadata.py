@@ -64,6 +64,7 @@ def kit_files():
     keras.utils.set_random_seed(0)
     calibration = np.random.default_rng(1).uniform(0, 255, (16, SIZE, SIZE, 3)).astype(np.float32)
     classifier = _classifier()
+    # not small_detector's (other weights): test_mediapipe_client compares boxes that stay inside this frame
     detector = ssdlite("mobilenet_v2", (DETECTOR_SIZE, DETECTOR_SIZE, 3), alpha=0.35, classes=len(LABELS),
                        extra_depths=(32,))
     randomize_batch_norm(detector, seed=1)
