@@ -7,10 +7,13 @@ seeds and images (``mobilekit.stats.paired_interval``); ThreshNet's latency clai
 TFLite medians timed interleaved (``mobilekit.stats.ratio_interval``). Each row's verdict is the
 claim's test of its interval: reproduced, not reproduced or inconclusive, never one run's point.
 
-Scale: every network at 32x32 with 10 classes (the fine-tuning claim: 5 classes pretrained, 5
-others fine-tuned from a small share), trained with the kit's recipe for the budget's epochs
-(``BUDGETS``): far below the papers' ImageNet/CIFAR schedules, which the table says per row. A
-baseline that has not learnt the task (under ``LEARNT`` top-1) leaves its row inconclusive.
+Scale: 10 classes (the fine-tuning claim: 5 classes pretrained, 5 others fine-tuned from a small
+share), the CIFAR networks (ResNet-20, ResNet-8, ThreshNet/HarDNet) at 32x32 and the ImageNet
+ones (MobileNets, GhostNet), whose five stride-2 stages leave a 1x1 map of a 32x32 image and
+learn the patterns little in a short run, at 64x64 (``MOBILE_IMAGE_SIZE``); trained with the
+kit's recipe for the budget's epochs (``BUDGETS``): far below the papers' ImageNet/CIFAR
+schedules, which the table says per row. A pair of which neither model has learnt the task
+(under ``LEARNT`` top-1) leaves its row inconclusive.
 
 Each (claim's arms, seed) trains in a fresh process, ``WORKERS`` at a time: TensorFlow's tracing
 slows as one process accumulates functions, and most of a short training is single-threaded
@@ -26,7 +29,7 @@ from typing import Callable, NamedTuple
 
 import numpy as np
 
-from mobilekit.cli import import_tensorflow_quietly
+from mobilekit.quiet_tensorflow import import_tensorflow_quietly
 from mobilekit.paper_claims import CLAIMS
 from mobilekit.runs import run_dir, update_report
 from mobilekit.seeded import Pair, Scores, compare, latency_comparison
@@ -62,11 +65,11 @@ class Budget(NamedTuple):
 
 BUDGETS = {"quick": Budget(train_images=4000, epochs=2, seeds=3, finetune_epochs=1, target_epochs=8, runs=30),
            "full": Budget(train_images=8000, epochs=4, seeds=3, finetune_epochs=2, target_epochs=15, runs=60)}
-IMAGE_SIZE, CLASSES, BATCH_SIZE = 32, 10, 64
+IMAGE_SIZE, MOBILE_IMAGE_SIZE, CLASSES, BATCH_SIZE = 32, 64, 10, 64
 SPLITS = ("train", "validation", "test")
 WORKERS = 2  # training processes at a time: the 2 cores the budgets' minutes are measured on
 TEST_IMAGES = 5000
-LEARNT = 0.5  # least baseline top-1 for a verdict: near chance, any "no loss" claim would hold trivially
+LEARNT = 0.5  # least top-1 of a pair's better model for a verdict: near chance, any claim is noise
 CALIBRATION_IMAGES = 256  # QSFM's feature-map statistics
 QSFM_RATIO = 0.3  # share of each prunable group's filters removed
 FFCONV_RANK = 0.5  # FFConv rank as a share of each convolution's output channels
@@ -79,74 +82,83 @@ THRESHNET_HALF_STEM = (16, 32)
 
 
 class Arm(NamedTuple):
-    """A model of the experiments: ``make(run)`` returns it trained from ``run.seed`` (pixels in,
-    probabilities out) with the test split it is scored on; ``scale`` says what it is."""
+    """A model of the experiments: ``make(run, data)`` returns it trained from ``run.seed`` on
+    ``data`` (patterns at ``image_size``; pixels in, probabilities out) with the test split it is
+    scored on; ``scale`` says what it is."""
 
     make: Callable
     scale: str
+    image_size: int = IMAGE_SIZE
+
+
+def _held_out(data):
+    """The test images every claim but fine-tuning scores on (its 5 target classes alone keep as
+    many: see ``_scores``)."""
+    return data.test.select(np.arange(TEST_IMAGES))
 
 
 def _network(config):
-    return lambda run: (run.train(build_model({"image_size": IMAGE_SIZE, "classes": CLASSES, **config})),
-                        run.data.test)
+    return lambda run, data: (run.train(build_model({"image_size": data.train.images.shape[1], "classes": CLASSES,
+                                                     **config}), data), _held_out(data))
 
 
 def _binary(variant):
-    def make(run):
-        backbone = binary_resnet((IMAGE_SIZE, IMAGE_SIZE, 3), classes=CLASSES, stages=RESNET_8, stem="strided",
+    def make(run, data):
+        backbone = binary_resnet(data.train.images.shape[1:], classes=CLASSES, stages=RESNET_8, stem="strided",
                                  variant=variant)
-        return run.train(with_preprocessing(backbone)), run.data.test
+        return run.train(with_preprocessing(backbone), data), _held_out(data)
     return make
 
 
-def _qsfm(run):
+def _qsfm(run, data):
     model, test = run.model("ResNet-20")
-    return qsfm_prune(model, run.data.train.take(CALIBRATION_IMAGES), ratio=QSFM_RATIO)[0], test
+    return qsfm_prune(model, data.train.take(CALIBRATION_IMAGES), ratio=QSFM_RATIO)[0], test
 
 
-def _ffconv(run):
+def _ffconv(run, data):
     model, test = run.model("ResNet-20")
     factorized = with_preprocessing(factorize(model.layers[-1], FFCONV_RANK)[0])
-    return run.train(factorized, epochs=run.budget.finetune_epochs, learning_rate=FINETUNE_LEARNING_RATE), test
+    return run.train(factorized, data, epochs=run.budget.finetune_epochs, learning_rate=FINETUNE_LEARNING_RATE), test
 
 
 def _transfer(pretrained):
     """A MobileNetV2-0.35 on the target's small share: from scratch, or from the weights it learnt
     on the source classes (with the kit's two-phase fine-tuning, as ``train --weights`` does)."""
-    def make(run):
-        config = {"arch": "mobilenet_v2", "alpha": 0.35, "image_size": IMAGE_SIZE}
-        source, target = (with_classes(run.transfer_data, classes) for classes in (SOURCE_CLASSES, TARGET_CLASSES))
+    def make(run, data):
+        config = {"arch": "mobilenet_v2", "alpha": 0.35, "image_size": data.train.images.shape[1]}
+        source, target = (with_classes(data, classes) for classes in (SOURCE_CLASSES, TARGET_CLASSES))
         extra, freeze_epochs = {}, 0
         if pretrained:
-            model = run.train(build_model({**config, "classes": len(SOURCE_CLASSES)}), data=source)
+            model = run.train(build_model({**config, "classes": len(SOURCE_CLASSES)}), source)
             extra["weights"] = os.path.join(run.folder, "source.weights.h5")
             with atomic_output(extra["weights"]) as tmp:
                 network(model).save_weights(tmp)
             freeze_epochs = run.budget.target_epochs // 3
         target = subset(target, TARGET_FRACTION, run.seed)
         model = build_model({**config, "classes": len(TARGET_CLASSES), **extra})
-        return run.train(model, data=target, epochs=run.budget.target_epochs, freeze_epochs=freeze_epochs,
+        return run.train(model, target, epochs=run.budget.target_epochs, freeze_epochs=freeze_epochs,
                          batch_size=16), target.test
     return make
 
 
 ARMS = {
-    "MobileNetV2-1.0": Arm(_network({"arch": "mobilenet_v2", "alpha": 1.0}), "MobileNetV2 1.0"),
+    "MobileNetV2-1.0": Arm(_network({"arch": "mobilenet_v2", "alpha": 1.0}), "MobileNetV2 1.0", MOBILE_IMAGE_SIZE),
     "MobileNetV2-WHT-1.0": Arm(_network({"arch": "mobilenet_v2_wht", "alpha": 1.0}),
-                               "MobileNetV2 1.0, 1x1 convolutions as 1D-WHT layers"),
+                               "MobileNetV2 1.0, 1x1 convolutions as 1D-WHT layers", MOBILE_IMAGE_SIZE),
     "ThreshNet-79-half": Arm(_network({"arch": "threshnet", "stages": THRESHNET_HALF, "stem": THRESHNET_HALF_STEM}),
                           "ThreshNet-79 at half width"),
     "HarDNet-79-half": Arm(_network({"arch": "threshnet", "stages": THRESHNET_HALF, "stem": THRESHNET_HALF_STEM,
                                   "threshold": 0}), "HarDNet-79 at half width"),
-    "GhostNet-0.5": Arm(_network({"arch": "ghostnet", "alpha": 0.5}), "GhostNet 0.5x"),
-    "MobileNetV3-Small-0.75": Arm(_network({"arch": "mobilenet_v3_small", "alpha": 0.75}), "MobileNetV3-Small 0.75"),
+    "GhostNet-0.5": Arm(_network({"arch": "ghostnet", "alpha": 0.5}), "GhostNet 0.5x", MOBILE_IMAGE_SIZE),
+    "MobileNetV3-Small-0.75": Arm(_network({"arch": "mobilenet_v3_small", "alpha": 0.75}), "MobileNetV3-Small 0.75",
+                                  MOBILE_IMAGE_SIZE),
     "ResNet-20": Arm(_network({"arch": "resnet20"}), "CIFAR ResNet-20"),
     "ResNet-20-FFConv": Arm(_ffconv, f"ResNet-20, d x d convolutions as rank-{FFCONV_RANK} FFConv, fine-tuned"),
     "ResNet-20-QSFM": Arm(_qsfm, f"ResNet-20, {QSFM_RATIO:.0%} of each filter group removed by QSFM"),
     "XNOR": Arm(_binary("xnor"), "XNOR ResNet-8"),
     "Rep-XNOR": Arm(_binary("rep_xnor"), "Rep-XNOR ResNet-8 (beta=2)"),
-    "fine-tuned": Arm(_transfer(pretrained=True), "MobileNetV2 0.35, fine-tuned"),
-    "from scratch": Arm(_transfer(pretrained=False), "MobileNetV2 0.35, from scratch"),
+    "fine-tuned": Arm(_transfer(pretrained=True), "MobileNetV2 0.35, fine-tuned", MOBILE_IMAGE_SIZE),
+    "from scratch": Arm(_transfer(pretrained=False), "MobileNetV2 0.35, from scratch", MOBILE_IMAGE_SIZE),
 }
 
 
@@ -173,18 +185,16 @@ LATENCY_THRESHOLDS = {"ThreshNet-79": 3, "DenseNet-79": len(THRESHNET_79)}
 
 
 class SeedRun:
-    """One seed's arms in one process: the data, the budget, and the models trained so far (an arm
-    another builds on, such as ResNet-20 under FFConv and QSFM, is trained once)."""
+    """One seed's arms in one process: the data at each image size, the budget, and the models
+    trained so far (an arm another builds on, such as ResNet-20 under FFConv and QSFM, is trained once)."""
 
-    def __init__(self, transfer_data, budget, folder, seed):
-        self.budget, self.folder, self.seed = budget, folder, seed
-        self.transfer_data = transfer_data  # the fine-tuning claim's: twice the test images (see run_claims)
-        self.data = transfer_data._replace(test=transfer_data.test.select(np.arange(TEST_IMAGES)))
+    def __init__(self, datasets, budget, folder, seed):
+        self.datasets, self.budget, self.folder, self.seed = datasets, budget, folder, seed
         self.models = {}
 
-    def train(self, model, data=None, epochs=None, learning_rate=3e-3, freeze_epochs=0, batch_size=BATCH_SIZE):
+    def train(self, model, data, epochs=None, learning_rate=3e-3, freeze_epochs=0, batch_size=BATCH_SIZE):
         epochs = epochs or self.budget.epochs
-        model, _ = train_classifier(model, data or self.data, os.path.join(self.folder, "train"), epochs=epochs,
+        model, _ = train_classifier(model, data, os.path.join(self.folder, "train"), epochs=epochs,
                                     batch_size=batch_size, learning_rate=learning_rate, patience=epochs,
                                     seed=self.seed, freeze_epochs=freeze_epochs, verbose=0)
         return model
@@ -192,21 +202,27 @@ class SeedRun:
     def model(self, arm):
         """``(model, test split)`` of ``arm`` trained from this run's seed (once)."""
         if arm not in self.models:
-            self.models[arm] = ARMS[arm].make(self)
+            self.models[arm] = ARMS[arm].make(self, self.datasets[ARMS[arm].image_size])
         return self.models[arm]
 
 
-def _score_unit(arms, seed, budget, data_file, folder):
+def _data_file(folder, image_size):
+    return os.path.join(folder, f"patterns{image_size}.npz")
+
+
+def _score_unit(arms, seed, budget, data_folder, folder, with_costs):
     """In a worker process: train ``arms`` from ``seed``; return ``{arm: (per-image correctness,
-    {params, macs}, seconds)}``."""
-    with np.load(data_file) as arrays:
-        data = ClassificationData(*((arrays[f"{split}_images"], arrays[f"{split}_labels"]) for split in SPLITS),
-                                  PATTERN_CLASSES)
-    run, results = SeedRun(data, budget, os.path.join(folder, f"seed{seed}", arms[0]), seed), {}
+    {params, macs} when ``with_costs``, seconds)}``."""
+    datasets = {}
+    for size in {ARMS[arm].image_size for arm in arms}:
+        with np.load(_data_file(data_folder, size)) as arrays:
+            datasets[size] = ClassificationData(*((arrays[f"{split}_images"], arrays[f"{split}_labels"])
+                                                  for split in SPLITS), PATTERN_CLASSES)
+    run, results = SeedRun(datasets, budget, os.path.join(folder, f"seed{seed}", arms[0]), seed), {}
     for arm in arms:
         start = time.perf_counter()
         model, test = run.model(arm)
-        costs = {key: value for key, value in profile(model).items() if key in ("params", "macs")}
+        costs = {key: value for key, value in profile(model).items() if key in ("params", "macs")} if with_costs else {}
         results[arm] = correct_predictions(model, test), costs, time.perf_counter() - start
     return results
 
@@ -224,27 +240,35 @@ def _units(experiments):
             for unit in units]
 
 
+def _unit_cost(unit):
+    """A unit's training cost for scheduling, in pixels per image summed over its arms."""
+    return sum(ARMS[arm].image_size ** 2 for arm in unit)
+
+
 def _scores(experiments, budget, seeds, folder, workers, progress):
     """Every arm's per-image correctness, per seed (``seeded.Scores``), and costs ``{arm: {params, macs}}``,
     each (unit, seed) trained in a fresh process, ``workers`` at a time (TensorFlow's tracing slows
     as one process accumulates functions, and two processes keep two cores busy through it)."""
     results, costs = {}, {}
+    units = _units(experiments)
     with tempfile.TemporaryDirectory() as scratch:
         # twice the test images, so the fine-tuning claim's 5 target classes alone keep TEST_IMAGES
         # held out; the other claims score the first TEST_IMAGES (the same images as a set of that size)
-        data = load_patterns_data(IMAGE_SIZE, train_images=budget.train_images, test_images=2 * TEST_IMAGES)
-        data_file = os.path.join(scratch, "patterns.npz")
-        np.savez(data_file, **{f"{split}_{part}": getattr(data, split)[index] for split in SPLITS
-                               for index, part in enumerate(("images", "labels"))})
+        for size in {ARMS[arm].image_size for unit in units for arm in unit}:
+            data = load_patterns_data(size, train_images=budget.train_images, test_images=2 * TEST_IMAGES)
+            np.savez(_data_file(scratch, size), **{f"{split}_{part}": getattr(data, split)[index] for split in SPLITS
+                                                   for index, part in enumerate(("images", "labels"))})
         context = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(workers, mp_context=context, initializer=import_tensorflow_quietly,
                                  max_tasks_per_child=1) as pool:
-            jobs = {pool.submit(_score_unit, unit, seed, budget, data_file, folder): seed
-                    for seed in seeds for unit in _units(experiments)}
+            # the longest units first, so that the last ones to finish are short
+            jobs = {pool.submit(_score_unit, unit, seed, budget, scratch, folder, seed == seeds[0]): seed
+                    for seed in seeds for unit in sorted(units, key=_unit_cost, reverse=True)}
             for job in as_completed(jobs):
                 for arm, (correct, arm_costs, seconds) in job.result().items():
                     results[arm, jobs[job]] = correct
-                    costs.setdefault(arm, arm_costs)
+                    if arm_costs:
+                        costs[arm] = arm_costs
                     progress(f"{arm}, seed {jobs[job]}: test accuracy {correct.mean():.4f} ({seconds:.0f} s)")
     scores = Scores()
     for (arm, _), correct in sorted(results.items(), key=lambda item: seeds.index(item[0][1])):
@@ -262,8 +286,8 @@ def _accuracy_row(experiment, scores, costs):
     row["headline"] = claim.headline
     for role, arm in (("method", experiment.method), ("baseline", experiment.baseline)):
         row.update({f"{role}_{key}": value for key, value in scores.summary(arm).items()})
-    if row["baseline_accuracy_mean"] < LEARNT:
-        row.update(verdict=INCONCLUSIVE, note=f"baseline below {LEARNT:.0%} top-1: not trained enough to judge")
+    if max(row["method_accuracy_mean"], row["baseline_accuracy_mean"]) < LEARNT:
+        row.update(verdict=INCONCLUSIVE, note=f"both below {LEARNT:.0%} top-1: not trained enough to judge")
     ratios = {key: costs[experiment.method][key] / costs[experiment.baseline][key] for key in ("params", "macs")}
     row.update({"params_ratio": ratios["params"], "macs_ratio": ratios["macs"],
                 "scale": f"{ARMS[experiment.method].scale} vs {ARMS[experiment.baseline].scale}; "

@@ -12,14 +12,13 @@ import argparse
 import inspect
 import json
 import os
-import re
 import sys
 
 from demo_app import app as demo
 from demo_app.errors import is_input_error
-from demo_app.native_log import forward, native_stderr
 from demo_app.preprocess import INPUT_RANGES
 from demo_app.runtime import one_line
+from mobilekit.quiet_tensorflow import import_tensorflow_quietly
 
 
 def _given(args, *names):
@@ -620,23 +619,6 @@ def _demo_parser():
     demo.add_arguments(parser)
     parser.set_defaults(handler=demo.run_from_args)
     return parser
-
-
-# What TensorFlow's C++ side logs at import whatever TF_CPP_MIN_LOG_LEVEL says: absl's
-# pre-initialization notice, info lines, CPU-feature advice and the missing-CUDA error.
-TENSORFLOW_IMPORT_NOISE = re.compile(r"^(WARNING: All log messages before absl|I\d{4} |To enable the following|"
-                                     r"E\d{4} .*(cuInit|cuda))")
-
-
-def import_tensorflow_quietly():
-    """Import TensorFlow once and list its devices (where a machine without CUDA logs its cuInit
-    error), passing on only what that logs beyond the usual noise."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    with native_stderr() as lines:
-        import tensorflow
-
-        tensorflow.config.list_physical_devices()
-    forward(lines, is_noise=TENSORFLOW_IMPORT_NOISE.match)
 
 
 def main(argv=None):

@@ -50,7 +50,8 @@ class Result(NamedTuple):
 
 def preload():
     """Import what the children run (TensorFlow, the kit, the API entry points) without running an op."""
-    from mobilekit.cli import build_parser, import_tensorflow_quietly
+    from mobilekit.cli import build_parser
+    from mobilekit.quiet_tensorflow import import_tensorflow_quietly
 
     import_tensorflow_quietly()
     build_parser()
