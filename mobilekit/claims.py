@@ -331,7 +331,8 @@ def run_claims(name="claims", budget="full", seed=0, only=None, workers=WORKERS,
     accuracy_rows = [_accuracy_row(experiment, scores, costs) for experiment in experiments]
     latency_rows = [_latency_row(path, plan.runs, progress)] if not only or "threshnet_time" in only else []
     config = {"budget": budget if isinstance(budget, str) else "custom", **plan._asdict(), "seeds": seeds,
-              "data": "patterns", "image_size": IMAGE_SIZE, "test_images": TEST_IMAGES, "workers": workers,
+              "data": "patterns", "image_size": IMAGE_SIZE,
+              "mobile_image_size": MOBILE_IMAGE_SIZE, "test_images": TEST_IMAGES, "workers": workers,
               "minutes": round((time.perf_counter() - start) / 60, 1)}
     write_text(os.path.join(path, "claims.md"), claims_table(accuracy_rows + latency_rows) + "\n")
     update_report(path, config=config, comparisons=accuracy_rows, latency_comparisons=latency_rows)
