@@ -206,6 +206,11 @@ class SeedRun:
         return self.models[arm]
 
 
+def _image_sizes(arms):
+    """The image sizes ``arms`` train at (one data file each)."""
+    return {ARMS[arm].image_size for arm in arms}
+
+
 def _data_file(folder, image_size):
     return os.path.join(folder, f"patterns{image_size}.npz")
 
@@ -214,7 +219,7 @@ def _score_unit(arms, seed, budget, data_folder, folder, with_costs):
     """In a worker process: train ``arms`` from ``seed``; return ``{arm: (per-image correctness,
     {params, macs} when ``with_costs``, seconds)}``."""
     datasets = {}
-    for size in {ARMS[arm].image_size for arm in arms}:
+    for size in _image_sizes(arms):
         with np.load(_data_file(data_folder, size)) as arrays:
             datasets[size] = ClassificationData(*((arrays[f"{split}_images"], arrays[f"{split}_labels"])
                                                   for split in SPLITS), PATTERN_CLASSES)
@@ -254,7 +259,7 @@ def _scores(experiments, budget, seeds, folder, workers, progress):
     with tempfile.TemporaryDirectory() as scratch:
         # twice the test images, so the fine-tuning claim's 5 target classes alone keep TEST_IMAGES
         # held out; the other claims score the first TEST_IMAGES (the same images as a set of that size)
-        for size in {ARMS[arm].image_size for unit in units for arm in unit}:
+        for size in _image_sizes(arm for unit in units for arm in unit):
             data = load_patterns_data(size, train_images=budget.train_images, test_images=2 * TEST_IMAGES)
             np.savez(_data_file(scratch, size), **{f"{split}_{part}": getattr(data, split)[index] for split in SPLITS
                                                    for index, part in enumerate(("images", "labels"))})
