@@ -56,6 +56,7 @@ import tensorflow as tf
 
 from demo_app.native_log import forward, native_stderr
 from demo_app.runtime import TFLiteModel, one_line
+from keras_layers.dilated import single_dilated_ops
 from tflite.binary_export import int8_binary_kernels
 from tflite.xnnpack_int8 import for_xnnpack
 
@@ -165,7 +166,7 @@ def convert(model, quantization="fp32", representative_data=None, io_dtype=None,
             converter.target_spec.supported_ops.append(tf.lite.OpsSet.TFLITE_BUILTINS)
         converter.inference_input_type = IO_DTYPES[io_dtype]
         converter.inference_output_type = IO_DTYPES[io_dtype]
-    with quiet_conversion():
+    with quiet_conversion(), single_dilated_ops():
         model_bytes = _convert_16x8(converter, model) if quantization == "int16x8" else converter.convert()
     if quantization == "int8":  # ops XNNPACK runs fast (tflite.xnnpack_int8)
         model_bytes = for_xnnpack(model_bytes, integer_only)[0]

@@ -15,6 +15,7 @@ import tempfile
 import numpy as np
 import tensorflow as tf
 
+from keras_layers.dilated import single_dilated_ops
 from keras_layers.keras_api import keras
 from models.box_coding import BOX_SCALES, PostProcessing
 from models.ssdlite import num_classes
@@ -111,7 +112,8 @@ def convert_detector(model, anchors, quantization="fp32", representative_data=No
         raise ValueError(f"{quantization} quantization needs representative_data (images of the model's input)")
     if len(anchors) != model.outputs[0].shape[1]:
         raise ValueError(f"{len(anchors)} anchors given but the model predicts {model.outputs[0].shape[1]} boxes")
-    with tempfile.TemporaryDirectory() as saved_model, quiet_conversion(("",), _is_export_noise):
+    with (tempfile.TemporaryDirectory() as saved_model, quiet_conversion(("",), _is_export_noise),
+          single_dilated_ops()):
         _save_detector(model, anchors, settings, saved_model)
         converter = tf.lite.TFLiteConverter.from_saved_model(saved_model)
         converter.allow_custom_ops = True

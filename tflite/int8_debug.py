@@ -32,6 +32,7 @@ import re
 
 import tensorflow as tf
 
+from keras_layers.dilated import single_dilated_ops
 from keras_layers.keras_api import LEGACY_KERAS
 from tflite.converter import CONVERTER_NOISE, UNCALIBRATED_INPUTS, quiet_conversion, representative_dataset
 
@@ -60,8 +61,9 @@ def _debugger(model, representative_data, calibration_steps):
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
     converter.representative_dataset = samples
-    debugger = tf.lite.experimental.QuantizationDebugger(converter=converter, debug_dataset=samples)
-    debugger.run()
+    with single_dilated_ops():
+        debugger = tf.lite.experimental.QuantizationDebugger(converter=converter, debug_dataset=samples)
+        debugger.run()
     return debugger
 
 
