@@ -63,8 +63,8 @@ class Budget(NamedTuple):
     runs: int
 
 
-BUDGETS = {"quick": Budget(train_images=4000, epochs=2, seeds=3, finetune_epochs=1, target_epochs=8, runs=30),
-           "full": Budget(train_images=8000, epochs=4, seeds=3, finetune_epochs=2, target_epochs=15, runs=60)}
+BUDGETS = {"quick": Budget(train_images=1500, epochs=2, seeds=3, finetune_epochs=1, target_epochs=8, runs=30),
+           "full": Budget(train_images=5000, epochs=4, seeds=3, finetune_epochs=2, target_epochs=15, runs=60)}
 IMAGE_SIZE, MOBILE_IMAGE_SIZE, CLASSES, BATCH_SIZE = 32, 64, 10, 64
 SPLITS = ("train", "validation", "test")
 WORKERS = 2  # training processes at a time: the 2 cores the budgets' minutes are measured on
@@ -84,10 +84,12 @@ THRESHNET_HALF_STEM = (16, 32)
 class Arm(NamedTuple):
     """A model of the experiments: ``make(run, data)`` returns it trained from ``run.seed`` on
     ``data`` (patterns at ``image_size``; pixels in, probabilities out) with the test split it is
-    scored on; ``scale`` says what it is."""
+    scored on; ``scale`` says what it is; ``seconds``: what one seed of it took at the full budget
+    (two processes on 2 cores), which orders the work longest first."""
 
     make: Callable
     scale: str
+    seconds: float
     image_size: int = IMAGE_SIZE
 
 
@@ -142,23 +144,24 @@ def _transfer(pretrained):
 
 
 ARMS = {
-    "MobileNetV2-1.0": Arm(_network({"arch": "mobilenet_v2", "alpha": 1.0}), "MobileNetV2 1.0", MOBILE_IMAGE_SIZE),
-    "MobileNetV2-WHT-1.0": Arm(_network({"arch": "mobilenet_v2_wht", "alpha": 1.0}),
-                               "MobileNetV2 1.0, 1x1 convolutions as 1D-WHT layers", MOBILE_IMAGE_SIZE),
+    "MobileNetV2-0.5": Arm(_network({"arch": "mobilenet_v2", "alpha": 0.5}), "MobileNetV2 0.5", 150,
+                           MOBILE_IMAGE_SIZE),
+    "MobileNetV2-WHT-0.5": Arm(_network({"arch": "mobilenet_v2_wht", "alpha": 0.5}),
+                               "MobileNetV2 0.5, 1x1 convolutions as 1D-WHT layers", 250, MOBILE_IMAGE_SIZE),
     "ThreshNet-79-half": Arm(_network({"arch": "threshnet", "stages": THRESHNET_HALF, "stem": THRESHNET_HALF_STEM}),
-                          "ThreshNet-79 at half width"),
+                             "ThreshNet-79 at half width", 310),
     "HarDNet-79-half": Arm(_network({"arch": "threshnet", "stages": THRESHNET_HALF, "stem": THRESHNET_HALF_STEM,
-                                  "threshold": 0}), "HarDNet-79 at half width"),
-    "GhostNet-0.5": Arm(_network({"arch": "ghostnet", "alpha": 0.5}), "GhostNet 0.5x", MOBILE_IMAGE_SIZE),
+                                     "threshold": 0}), "HarDNet-79 at half width", 170),
+    "GhostNet-0.5": Arm(_network({"arch": "ghostnet", "alpha": 0.5}), "GhostNet 0.5x", 260, MOBILE_IMAGE_SIZE),
     "MobileNetV3-Small-0.75": Arm(_network({"arch": "mobilenet_v3_small", "alpha": 0.75}), "MobileNetV3-Small 0.75",
-                                  MOBILE_IMAGE_SIZE),
-    "ResNet-20": Arm(_network({"arch": "resnet20"}), "CIFAR ResNet-20"),
-    "ResNet-20-FFConv": Arm(_ffconv, f"ResNet-20, d x d convolutions as rank-{FFCONV_RANK} FFConv, fine-tuned"),
-    "ResNet-20-QSFM": Arm(_qsfm, f"ResNet-20, {QSFM_RATIO:.0%} of each filter group removed by QSFM"),
-    "XNOR": Arm(_binary("xnor"), "XNOR ResNet-8"),
-    "Rep-XNOR": Arm(_binary("rep_xnor"), "Rep-XNOR ResNet-8 (beta=2)"),
-    "fine-tuned": Arm(_transfer(pretrained=True), "MobileNetV2 0.35, fine-tuned", MOBILE_IMAGE_SIZE),
-    "from scratch": Arm(_transfer(pretrained=False), "MobileNetV2 0.35, from scratch", MOBILE_IMAGE_SIZE),
+                                  125, MOBILE_IMAGE_SIZE),
+    "ResNet-20": Arm(_network({"arch": "resnet20"}), "CIFAR ResNet-20", 270),
+    "ResNet-20-FFConv": Arm(_ffconv, f"ResNet-20, d x d convolutions as rank-{FFCONV_RANK} FFConv, fine-tuned", 175),
+    "ResNet-20-QSFM": Arm(_qsfm, f"ResNet-20, {QSFM_RATIO:.0%} of each filter group removed by QSFM", 30),
+    "XNOR": Arm(_binary("xnor"), "XNOR ResNet-8", 50),
+    "Rep-XNOR": Arm(_binary("rep_xnor"), "Rep-XNOR ResNet-8 (beta=2)", 65),
+    "fine-tuned": Arm(_transfer(pretrained=True), "MobileNetV2 0.35, fine-tuned", 200, MOBILE_IMAGE_SIZE),
+    "from scratch": Arm(_transfer(pretrained=False), "MobileNetV2 0.35, from scratch", 80, MOBILE_IMAGE_SIZE),
 }
 
 
@@ -173,7 +176,7 @@ class Experiment(NamedTuple):
 EXPERIMENTS = (
     Experiment("qsfm", "ResNet-20-QSFM", "ResNet-20"),
     Experiment("ffconv", "ResNet-20-FFConv", "ResNet-20"),
-    Experiment("wht", "MobileNetV2-WHT-1.0", "MobileNetV2-1.0"),
+    Experiment("wht", "MobileNetV2-WHT-0.5", "MobileNetV2-0.5"),
     Experiment("repconv", "Rep-XNOR", "XNOR"),
     Experiment("threshnet_error", "ThreshNet-79-half", "HarDNet-79-half"),
     Experiment("ghostnet", "GhostNet-0.5", "MobileNetV3-Small-0.75"),
@@ -245,9 +248,9 @@ def _units(experiments):
             for unit in units]
 
 
-def _unit_cost(unit):
-    """A unit's training cost for scheduling, in pixels per image summed over its arms."""
-    return sum(ARMS[arm].image_size ** 2 for arm in unit)
+def _unit_seconds(unit):
+    """A unit's training time at the full budget, for scheduling (``Arm.seconds``)."""
+    return sum(ARMS[arm].seconds for arm in unit)
 
 
 def _scores(experiments, budget, seeds, folder, workers, progress):
@@ -266,9 +269,10 @@ def _scores(experiments, budget, seeds, folder, workers, progress):
         context = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(workers, mp_context=context, initializer=import_tensorflow_quietly,
                                  max_tasks_per_child=1) as pool:
-            # the longest units first, so that the last ones to finish are short
+            # the longest units of every seed first, so that the last ones to finish are short
+            order = sorted(((unit, seed) for seed in seeds for unit in units), key=lambda job: -_unit_seconds(job[0]))
             jobs = {pool.submit(_score_unit, unit, seed, budget, scratch, folder, seed == seeds[0]): seed
-                    for seed in seeds for unit in sorted(units, key=_unit_cost, reverse=True)}
+                    for unit, seed in order}
             for job in as_completed(jobs):
                 for arm, (correct, arm_costs, seconds) in job.result().items():
                     results[arm, jobs[job]] = correct

@@ -38,7 +38,7 @@ def test_arms_that_build_on_another_train_in_its_process_first():
 def test_both_arms_of_a_claim_see_the_same_images():
     for experiment in EXPERIMENTS:
         assert ARMS[experiment.method].image_size == ARMS[experiment.baseline].image_size
-    assert ARMS["MobileNetV2-1.0"].image_size == 64 and ARMS["ResNet-20"].image_size == 32
+    assert ARMS["MobileNetV2-0.5"].image_size == 64 and ARMS["ResNet-20"].image_size == 32
 
 
 def test_refusals_name_the_thing(tmp_path, monkeypatch):

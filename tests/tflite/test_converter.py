@@ -32,13 +32,15 @@ def digits():
 @pytest.fixture(scope="module")
 def model(digits):
     """A trained classifier (an untrained MobileNetV2's features vanish: every output is 1/5, and
-    any conversion would agree with it). Three epochs, then batch norm statistics of 256 training
-    images, so that inference sees the statistics the weights were trained with."""
+    any conversion would agree with it). Eight epochs (after three, its softmax outputs sit close to
+    ties often enough that which way int8 rounds them depends on the CPU TensorFlow trained on), then
+    batch norm statistics of 256 training images, so that inference sees the statistics the weights
+    were trained with."""
     keras.utils.set_random_seed(0)
     model = mobilenet_v2(input_shape=SHAPE, alpha=0.35, classes=CLASSES)
     (images, labels), _ = digits
     model.compile(keras.optimizers.Adam(3e-3), "sparse_categorical_crossentropy", jit_compile=False)
-    model.fit(images, labels, epochs=3, batch_size=32, verbose=0)
+    model.fit(images, labels, epochs=8, batch_size=32, verbose=0)
     for layer in model.layers:
         if isinstance(layer, keras.layers.BatchNormalization):
             layer.momentum = 0.0  # the next training-mode call sets the moving statistics to the batch's
@@ -69,14 +71,14 @@ def test_the_model_is_a_real_classifier(held_out):
     images, labels, expected = held_out
     assert len(images) == 271  # 30% of the 901 digits 0-4 (the stratified test and validation splits)
     assert set(expected.argmax(-1)) == set(range(CLASSES))
-    assert np.mean(expected.argmax(-1) == labels) >= 0.85  # regression pin: 0.91 measured (3 epochs, seed 0)
+    assert np.mean(expected.argmax(-1) == labels) >= 0.85  # regression pin: 0.93 measured (8 epochs, seed 0)
 
 
 # Per quantization: the least top-1 agreement with Keras on the 271 held-out digits, and the largest
 # mean |TFLite - Keras| of the softmax outputs. fp32 and binary compute what Keras computes; the rest
-# are regression pins of what this model measured (TF 2.21, ai-edge-litert 2.3), with headroom:
-# agreement fp16 1.0, dynamic 1.0, int8 0.993 (269 of 271), int16x8 0.996 (270 of 271); mean |diff| fp16
-# 2.4e-4, dynamic 1.6e-3, int8 8.4e-3, int16x8 3.5e-3 (its weights are int8 too).
+# are regression pins of what this model measured (TF 2.21 without oneDNN, ai-edge-litert 2.3), with
+# headroom: agreement fp16 1.0, dynamic 1.0, int8 0.989 (268 of 271), int16x8 1.0; mean |diff| fp16
+# 1.8e-4, dynamic 8.9e-4, int8 7.4e-3, int16x8 2.8e-3 (its weights are int8 too).
 AGREEMENT = {"fp32": 1.0, "fp16": 1.0, "dynamic": 0.99, "int8": 0.98, "int16x8": 0.99, "binary": 1.0}
 MEAN_ERROR = {"fp32": 1e-6, "fp16": 1e-3, "dynamic": 0.01, "int8": 0.03, "int16x8": 0.01, "binary": 1e-6}
 
