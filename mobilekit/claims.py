@@ -84,8 +84,8 @@ THRESHNET_HALF_STEM = (16, 32)
 class Arm(NamedTuple):
     """A model of the experiments: ``make(run, data)`` returns it trained from ``run.seed`` on
     ``data`` (patterns at ``image_size``; pixels in, probabilities out) with the test split it is
-    scored on; ``scale`` says what it is; ``seconds``: what one seed of it took at the full budget
-    (two processes on 2 cores), which orders the work longest first."""
+    scored on; ``scale`` says what it is; ``seconds``: roughly what one seed of it takes at the full
+    budget (two processes on 2 cores, scaled from measured runs), used only to order the work longest first."""
 
     make: Callable
     scale: str
