@@ -4,7 +4,8 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-PYTEST := $(BIN)/python -m pytest -q -ra --timeout=900
+# --durations: each group's slowest tests in the log, to keep `make test` under 20 minutes and CI under 40
+PYTEST := $(BIN)/python -m pytest -q -ra --timeout=900 --durations=15
 
 .PHONY: setup quickstart test test-e2e test-fast browser-deps clean
 

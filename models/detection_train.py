@@ -18,7 +18,7 @@ from models.detection_data import augment, pad_annotations
 from models.detection_loss import MultiBoxLoss
 from models.files import atomic_output
 from models.ssdlite import model_anchors
-from models.train import set_batchnorm_momentum
+from models.train import compile_for_fit, set_batchnorm_momentum
 
 # The head for small inputs such as the 96x96 shapes: at 96 pixels the papers' levels (6x6 and
 # coarser) leave most objects without a default box of IoU >= 0.5, so the head also reads the
@@ -88,7 +88,7 @@ def train_detector(model, splits, out_dir, anchors=AnchorConfig(), epochs=30, ba
     steps = epochs * int(np.ceil(len(splits["train"].images) / batch_size))
     schedule = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=steps)
     # XLA made a training step ~10x slower on a 2-core CPU.
-    model.compile(optimizer=keras.optimizers.Adam(schedule), loss=MultiBoxLoss(), jit_compile=False)
+    compile_for_fit(model, keras.optimizers.Adam(schedule), loss=MultiBoxLoss(), accuracy=False, jit_compile=False)
     history = model.fit(train_data, validation_data=val_data, epochs=epochs, callbacks=[_EpochCounter(epoch)],
                         shuffle=False, verbose=verbose)
     history = {k: [float(v) for v in values] for k, values in history.history.items()}

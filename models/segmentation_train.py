@@ -15,7 +15,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_layers.keras_api import keras
-from models.train import BestCheckpoint, set_batchnorm_momentum
+from models.train import BestCheckpoint, compile_for_fit, set_batchnorm_momentum
 
 
 def confusion_matrix(predicted, truth, classes):
@@ -92,8 +92,7 @@ def train_segmenter(model, splits, out_dir, classes, epochs=30, batch_size=32, l
     set_batchnorm_momentum(model, bn_momentum)
     train, val = splits["train"], splits["validation"]
     steps = epochs * int(np.ceil(len(train.images) / batch_size))
-    model.compile(optimizer=keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(learning_rate, steps)),
-                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    compile_for_fit(model, keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(learning_rate, steps)))
     callbacks = [
         ValidationMeanIoU(val.images * 255.0, val.masks, classes),
         keras.callbacks.EarlyStopping(monitor="val_miou", mode="max", patience=patience, restore_best_weights=True),

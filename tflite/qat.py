@@ -34,6 +34,7 @@ import numpy as np
 from keras_layers.keras_api import LEGACY_KERAS, keras
 from keras_layers.protocol import Foldable, MacsByBits, OperandBits, calibrated_output, implements, is_kit_layer
 from models.input_pipeline import dataset
+from models.train import compile_for_fit
 from tflite.fake_quant import ActivationQuantizer, QuantizedLayer
 
 QUANTIZED_KERNELS = ("Conv1D", "Conv2D", "DepthwiseConv2D", "Dense")  # and their subclasses
@@ -264,8 +265,7 @@ def train_quantized(model, data, epochs, learning_rate=1e-4, batch_size=64, verb
 
 def fine_tune(model, data, epochs=3, learning_rate=1e-4, batch_size=64, callbacks=(), verbose=2):
     """Fine-tune ``model`` (QAT, pruned or QSFM-pruned) on ``data.train`` with Adam; returns the history dict."""
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss="sparse_categorical_crossentropy",
-                  metrics=["accuracy"])
+    compile_for_fit(model, keras.optimizers.Adam(learning_rate))
     history = model.fit(dataset(data.train, min(batch_size, data.train.size), training=True), epochs=epochs,
                         validation_data=dataset(data.validation, batch_size), callbacks=list(callbacks),
                         shuffle=False, verbose=verbose)  # the pipeline shuffles

@@ -76,3 +76,13 @@ def test_best_checkpoint_saves_only_on_improvement(tmp_path):
     assert os.path.getmtime(tmp_path / "best.keras") == first and checkpoint.best == 0.5
     checkpoint.on_epoch_end(2, {"val_accuracy": 0.7})
     assert checkpoint.best == 0.7 and os.listdir(tmp_path) == ["best.keras"]
+
+
+def test_training_traces_its_step_once(tmp_path):
+    """The optimizer's and the metric's variables exist before ``fit``, so TensorFlow traces the
+    training step once: variables first made inside the traced step make it trace a second time."""
+    model, traces = small_classifier(), []
+    step = model.train_step
+    model.train_step = lambda batch: traces.append(batch) or step(batch)  # runs only while tracing
+    train_classifier(model, separable_data(), str(tmp_path), epochs=2, batch_size=16, verbose=0)
+    assert len(traces) == 1
