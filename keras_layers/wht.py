@@ -85,12 +85,15 @@ class SmoothThreshold(keras.layers.Layer):
 class WHT1D(keras.layers.Layer):
     """1D block-WHT layer along channels: a 1x1 convolution replacement with L (or 2L) weights.
 
-    The C_in input channels are zero-padded (or, with several blocks, repeated, so that every
-    block sees input) to L = blocks * B >= max(C_in, filters), with B = ``block_size`` or the
-    next power of two of max(C_in, filters) (one block). Then y = W^-1 S_T(W x) (v * W x with
-    ``use_scale``), cropped to the first ``filters`` channels, where W is the block WHT and
-    T (and v) have L entries. At every position the layer costs L * log2(B) additions (and L
-    scalings), against C_in * filters multiply-adds for the 1x1 convolution.
+    The C_in input channels are repeated (tiled) to L = blocks * B >= max(C_in, filters), with
+    B = ``block_size`` or the next power of two of max(C_in, filters) (one block), so that every
+    coefficient sees input. Then y = W^-1 S_T(W x) (v * W x with ``use_scale``), where W is the
+    block WHT and T (and v) have L entries. As in the authors' reference code, the layer changes
+    the channel count without discarding any: expanding (filters > C_in), the first ``filters``
+    channels of y, copies of the input each denoised by its own thresholds; reducing, the mean
+    of each group of k = C_in // filters adjacent channels of y (its first k * filters). At
+    every position the layer costs L * log2(B) additions (and L scalings), against C_in * filters
+    multiply-adds for the 1x1 convolution.
     """
 
     def __init__(self, filters, block_size=None, use_scale=False, **kwargs):
@@ -108,19 +111,25 @@ class WHT1D(keras.layers.Layer):
         super().build(input_shape)
 
     def _extend(self, x):
-        extra = self.length - self.in_channels
-        if extra == 0:
+        if self.length == self.in_channels:
             return x
-        if self.blocks == 1:
-            return tf.pad(x, [[0, 0]] * (x.shape.rank - 1) + [[0, extra]])
         return tf.concat([x] * math.ceil(self.length / self.in_channels), axis=-1)[..., :self.length]
+
+    def _reduce(self, y):
+        """The first ``filters`` channels of y, or the means of its groups of C_in // filters."""
+        group = max(self.in_channels // self.filters, 1)
+        if self.filters * group != self.length:
+            y = y[..., :self.filters * group]
+        if group == 1:
+            return y
+        means = tf.reduce_mean(tf.reshape(y, [-1, self.filters, group]), axis=-1)
+        return tf.reshape(means, [-1, *y.shape[1:-1], self.filters])
 
     def call(self, inputs):
         order = layout(self.length, self.block)
         scale = tf.gather(self.scale, order) if self.use_scale else None
         coefficients = forward(self._extend(inputs), self.block, scale=scale)
-        y = inverse(smooth_threshold(coefficients, tf.gather(self.threshold, order)), self.block)
-        return y if self.filters == self.length else y[..., :self.filters]
+        return self._reduce(inverse(smooth_threshold(coefficients, tf.gather(self.threshold, order)), self.block))
 
     def compute_output_shape(self, input_shape):
         return (*input_shape[:-1], self.filters)

@@ -77,10 +77,12 @@ def test_smooth_threshold_is_tanh_times_the_soft_threshold():
 
 
 @pytest.mark.parametrize("filters, channels, block_size, use_scale", [
-    (144, 24, None, False),      # expansion: 24 zero-padded to 256 = 16 x 16
-    (24, 144, None, True),       # projection: 144 padded to 256, cropped to 24
+    (144, 24, None, False),      # expansion: 24 tiled to 256 = 16 x 16, the first 144 kept
+    (24, 144, None, True),       # projection: 144 tiled to 256, means of 24 groups of 6
+    (16, 16, None, False),       # same width, one 16-point matrix
     (576, 96, 256, True),        # three blocks of 256, input repeated
-    (3, 5, None, False),         # tiny, one 8-point matrix
+    (3, 5, None, False),         # tiny, one 8-point matrix, groups of 1: the first 3
+    (10, 96, 32, False),         # three blocks, means of 10 groups of 9 (the last 6 channels unused)
 ])
 def test_wht1d_matches_the_dense_reference(filters, channels, block_size, use_scale):
     layer = WHT1D(filters, block_size=block_size, use_scale=use_scale)

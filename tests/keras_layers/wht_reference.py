@@ -18,16 +18,15 @@ def next_power_of_two(n):
 
 
 def wht1d(x, filters, threshold, scale=1.0, block=None):
-    """Channels zero-padded (one block) or repeated (several) to L, W^-1 S_T(v W x), cropped."""
+    """Channels tiled to L, W^-1 S_T(v W x): its first ``filters`` channels, or (reducing) the
+    means of its groups of C_in // filters adjacent channels."""
     length = len(threshold)
-    block = block or length
     channels = x.shape[-1]
-    if length == block:
-        x = np.pad(x, [(0, 0)] * (x.ndim - 1) + [(0, length - channels)])
-    else:
-        x = np.concatenate([x] * -(-length // channels), axis=-1)[..., :length]
-    matrix = block_matrix(length, block)
-    return (smooth_threshold(x @ matrix * scale, threshold) @ matrix)[..., :filters]
+    x = np.concatenate([x] * -(-length // channels), axis=-1)[..., :length]
+    matrix = block_matrix(length, block or length)
+    y = smooth_threshold(x @ matrix * scale, threshold) @ matrix
+    group = max(channels // filters, 1)
+    return y[..., :filters * group].reshape(*y.shape[:-1], filters, group).mean(axis=-1)
 
 
 def _spatial(x, block):
