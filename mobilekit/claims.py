@@ -63,7 +63,7 @@ class Budget(NamedTuple):
     runs: int
 
 
-BUDGETS = {"quick": Budget(train_images=1500, epochs=2, seeds=3, finetune_epochs=1, target_epochs=8, runs=30),
+BUDGETS = {"quick": Budget(train_images=1000, epochs=1, seeds=3, finetune_epochs=1, target_epochs=8, runs=30),
            "full": Budget(train_images=5000, epochs=4, seeds=3, finetune_epochs=2, target_epochs=15, runs=60)}
 IMAGE_SIZE, MOBILE_IMAGE_SIZE, CLASSES, BATCH_SIZE = 32, 64, 10, 64
 SPLITS = ("train", "validation", "test")
@@ -85,17 +85,18 @@ class Arm(NamedTuple):
     """A model of the experiments: ``make(run, data)`` returns it trained from ``run.seed`` on
     ``data`` (patterns at ``image_size``; pixels in, probabilities out) with the test split it is
     scored on; ``scale`` says what it is; ``seconds``: roughly what one seed of it takes at the full
-    budget (two processes on 2 cores, scaled from measured runs), used only to order the work longest first."""
+    budget (two processes on 2 cores, scaled from measured runs), used only to order the work longest
+    first; ``test_images``: the patterns test split it needs (its held-out images are drawn from them)."""
 
     make: Callable
     scale: str
     seconds: float
     image_size: int = IMAGE_SIZE
+    test_images: int = TEST_IMAGES
 
 
 def _held_out(data):
-    """The test images every claim but fine-tuning scores on (its 5 target classes alone keep as
-    many: see ``_scores``)."""
+    """The test images every claim but fine-tuning scores on."""
     return data.test.select(np.arange(TEST_IMAGES))
 
 
@@ -160,8 +161,11 @@ ARMS = {
     "ResNet-20-QSFM": Arm(_qsfm, f"ResNet-20, {QSFM_RATIO:.0%} of each filter group removed by QSFM", 30),
     "XNOR": Arm(_binary("xnor"), "XNOR ResNet-8", 50),
     "Rep-XNOR": Arm(_binary("rep_xnor"), "Rep-XNOR ResNet-8 (beta=2)", 65),
-    "fine-tuned": Arm(_transfer(pretrained=True), "MobileNetV2 0.35, fine-tuned", 200, MOBILE_IMAGE_SIZE),
-    "from scratch": Arm(_transfer(pretrained=False), "MobileNetV2 0.35, from scratch", 80, MOBILE_IMAGE_SIZE),
+    # twice the test images: the 5 target classes alone keep TEST_IMAGES held out
+    "fine-tuned": Arm(_transfer(pretrained=True), "MobileNetV2 0.35, fine-tuned", 200, MOBILE_IMAGE_SIZE,
+                      2 * TEST_IMAGES),
+    "from scratch": Arm(_transfer(pretrained=False), "MobileNetV2 0.35, from scratch", 80, MOBILE_IMAGE_SIZE,
+                        2 * TEST_IMAGES),
 }
 
 
@@ -210,8 +214,12 @@ class SeedRun:
 
 
 def _image_sizes(arms):
-    """The image sizes ``arms`` train at (one data file each)."""
-    return {ARMS[arm].image_size for arm in arms}
+    """``{image size: test images}`` of the data ``arms`` train on (one file per size, with the
+    most test images an arm of that size needs; the others score its first ones)."""
+    sizes = {}
+    for arm in arms:
+        sizes[ARMS[arm].image_size] = max(sizes.get(ARMS[arm].image_size, 0), ARMS[arm].test_images)
+    return sizes
 
 
 def _data_file(folder, image_size):
@@ -260,10 +268,8 @@ def _scores(experiments, budget, seeds, folder, workers, progress):
     results, costs = {}, {}
     units = _units(experiments)
     with tempfile.TemporaryDirectory() as scratch:
-        # twice the test images, so the fine-tuning claim's 5 target classes alone keep TEST_IMAGES
-        # held out; the other claims score the first TEST_IMAGES (the same images as a set of that size)
-        for size in _image_sizes(arm for unit in units for arm in unit):
-            data = load_patterns_data(size, train_images=budget.train_images, test_images=2 * TEST_IMAGES)
+        for size, test_images in _image_sizes(arm for unit in units for arm in unit).items():
+            data = load_patterns_data(size, train_images=budget.train_images, test_images=test_images)
             np.savez(_data_file(scratch, size), **{f"{split}_{part}": getattr(data, split)[index] for split in SPLITS
                                                    for index, part in enumerate(("images", "labels"))})
         context = multiprocessing.get_context("spawn")

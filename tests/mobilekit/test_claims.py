@@ -6,7 +6,7 @@ import os
 import numpy as np
 import pytest
 
-from mobilekit.claims import ARMS, BUDGETS, EXPERIMENTS, THRESHNET_HALF, Budget, _units, claims_table, run_claims
+from mobilekit.claims import ARMS, BUDGETS, EXPERIMENTS, THRESHNET_HALF, Budget, _image_sizes, _units, claims_table, run_claims
 from mobilekit.cli import main
 from mobilekit.paper_claims import CLAIMS
 from mobilekit.stats import Claim
@@ -39,6 +39,12 @@ def test_both_arms_of_a_claim_see_the_same_images():
     for experiment in EXPERIMENTS:
         assert ARMS[experiment.method].image_size == ARMS[experiment.baseline].image_size
     assert ARMS["MobileNetV2-0.5"].image_size == 64 and ARMS["ResNet-20"].image_size == 32
+
+
+def test_each_image_size_draws_the_test_images_its_arms_need():
+    # the fine-tuning arms score their 5 target classes alone: twice the images, at 64x64 only
+    assert _image_sizes(["ResNet-20", "MobileNetV2-0.5"]) == {32: 5000, 64: 5000}
+    assert _image_sizes(["MobileNetV2-0.5", "from scratch", "XNOR"]) == {64: 10000, 32: 5000}
 
 
 def test_refusals_name_the_thing(tmp_path, monkeypatch):
