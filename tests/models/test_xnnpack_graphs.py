@@ -32,8 +32,8 @@ def test_lr_aspp_on_an_atrous_mobilenet_v3_runs_on_xnnpack_in_float_and_int8():
     data = images(64)
     calibrate_batch_norm(model, data)
     assert left_to_tflite(model, "fp32", data) == []
-    # int8: hard-swish and softmax rewritten (tflite.xnnpack_int8); the uint8 pixels' QUANTIZE stays
-    assert left_to_tflite(model, "int8", data) == ["QUANTIZE"]
+    # int8: hard-swish, the pixels' scaling and softmax rewritten (tflite.xnnpack_int8)
+    assert left_to_tflite(model, "int8", data) == []
 
 
 @pytest.mark.slow

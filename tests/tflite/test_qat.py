@@ -164,7 +164,8 @@ def test_qat_trains_its_ranges_and_converts_to_an_integer_only_file_xnnpack_runs
     # XNNPACK takes every op it has an int8 kernel for (none for SOFTMAX: TFLite's int8 kernel runs it)
     assert {name for name, on_xnnpack in xnnpack_coverage(model_bytes) if not on_xnnpack} <= {"SOFTMAX", "QUANTIZE"}
 
-    assert float_operators(convert(quantized, "int8", images)) == ["CONV_2D", "SOFTMAX"]  # the float rewrites
+    # the float rewrites: the pixels' scaling, the stem, softmax
+    assert float_operators(convert(quantized, "int8", images)) == ["MUL", "ADD", "CONV_2D", "SOFTMAX"]
     runtime = TFLiteModel.from_bytes(model_bytes)
     actual = np.concatenate([runtime.run(image[None])[0] for image in images])
     expected = quantized.predict(images, verbose=0)

@@ -1,10 +1,13 @@
 """int8 hard-swish rewritten into ops XNNPACK runs, checked exhaustively against the curve itself,
-against TFLite's own HARD_SWISH kernel, and on a whole MobileNetV3 against the converter's file; 3-channel
-convolutions and softmax computed in float, checked against the int8 ops and the exact softmax."""
+against TFLite's own HARD_SWISH kernel, and on a whole MobileNetV3 against the converter's file; its factor 6
+carried to the next layers' weights; 3-channel convolutions, the input's pixel scaling and softmax computed
+in float, checked against the int8 ops, Keras and the exact softmax."""
 import numpy as np
 import pytest
 import tensorflow as tf
+from ai_edge_litert import schema_py_generated as schema
 from ai_edge_litert.interpreter import Interpreter
+from ai_edge_litert.tools import flatbuffer_utils
 
 from demo_app.runtime import TFLiteModel
 from keras_layers.activations import HardSwish
@@ -13,7 +16,8 @@ from models.batch_statistics import calibrate_batch_norm
 from models.mobilenet_v3 import mobilenet_v3_small
 from plain_converter import tf_converter_int8
 from tflite.op_profile import xnnpack_coverage
-from tflite.xnnpack_int8 import for_xnnpack, hard_swish_as_xnnpack_ops, narrow_convolutions_in_float, softmax_in_float
+from tflite.xnnpack_int8 import (for_xnnpack, hard_swish_as_xnnpack_ops, input_scaling_in_float,
+                                narrow_convolutions_in_float, softmax_in_float)
 
 
 def operators(model_bytes):
@@ -107,13 +111,85 @@ def test_a_three_channel_convolution_runs_in_float_within_one_step_of_the_int8_o
     assert np.abs(run_int8(rewritten, x) - run_int8(original, x)).max() <= 2
 
 
-def test_for_xnnpack_applies_both_rewrites():
+def test_for_xnnpack_applies_every_rewrite_and_leaves_no_op_to_tflite():
     keras.utils.set_random_seed(0)
     model = mobilenet_v3_small(input_shape=(32, 32, 3), classes=4)
-    images = np.random.default_rng(0).uniform(-1, 1, (8, 32, 32, 3)).astype(np.float32)
+    images = np.random.default_rng(0).uniform(0, 255, (8, 32, 32, 3)).astype(np.float32)
     calibrate_batch_norm(model, images)
-    _, counts = for_xnnpack(tf_converter_int8(model, images))
-    assert counts == {"hard_swish_as_xnnpack_ops": 19, "narrow_convolutions_in_float": 1, "softmax_in_float": 1}
+    rewritten, counts = for_xnnpack(tf_converter_int8(model, images, io_dtype=tf.uint8))
+    assert counts == {"hard_swish_as_xnnpack_ops": 19, "narrow_convolutions_in_float": 1,
+                      "input_scaling_in_float": 1, "softmax_in_float": 1}
+    assert [op for op, on_xnnpack in xnnpack_coverage(rewritten) if not on_xnnpack] == []
+
+
+def squeeze_excite_block(hard_swish_into_addition):
+    """Convolution, hard-swish, squeeze-excite, projection, as in a MobileNetV3 block; optionally the
+    hard-swish's output also added to the projection (a path that cannot carry the factor 6)."""
+    inputs = keras.Input((16, 16, 8))
+    x = HardSwish()(keras.layers.Conv2D(16, 1)(inputs))
+    gate = keras.layers.GlobalAveragePooling2D(keepdims=True)(x)
+    gate = keras.layers.Conv2D(4, 1, activation="relu", bias_initializer="ones")(gate)
+    gate = keras.layers.Conv2D(16, 1, activation="hard_sigmoid")(gate)
+    y = keras.layers.Conv2D(16, 1)(keras.layers.Multiply()([x, gate]))
+    outputs = keras.layers.Add()([x, y]) if hard_swish_into_addition else y
+    return keras.Model(inputs, outputs)
+
+
+def weight_scales(model_bytes):
+    """The per-channel scales of each convolution's int8 weights, in execution order."""
+    graph = flatbuffer_utils.convert_bytearray_to_object(bytearray(model_bytes)).subgraphs[0]
+    weights = [graph.tensors[op.inputs[1]] for op in graph.operators if len(op.inputs) == 3]
+    return [np.asarray(tensor.quantization.scale) for tensor in weights if tensor.type == schema.TensorType.INT8]
+
+
+@pytest.mark.parametrize("hard_swish_into_addition", [False, True])
+def test_hard_swish_leaves_its_factor_6_to_the_layers_it_feeds_with_the_same_integers(hard_swish_into_addition):
+    keras.utils.set_random_seed(0)
+    model = squeeze_excite_block(hard_swish_into_addition)
+    data = np.random.default_rng(0).normal(size=(16, 16, 16, 8)).astype(np.float32) * 2
+    original = tf_converter_int8(model, data)
+    rewritten, count = hard_swish_as_xnnpack_ops(original)
+    assert count == 1 and "HARD_SWISH" not in operators(rewritten)
+    # sixth = MUL(x, 1/6) goes where every path from the hard-swish ends in a weighted layer: pooling, the
+    # squeeze-excite product and the 1x1 convolutions carry the factor; an addition cannot. The other two
+    # MULs: the hard-sigmoid's 1/6 and the squeeze-excite product
+    assert operators(rewritten).count("MUL") == (4 if hard_swish_into_addition else 3)
+    before, after = weight_scales(original), weight_scales(rewritten)
+    divided = [b / a for b, a in zip(before, after)]
+    # the squeeze convolution and the projection take the factor; the first and the excite one do not
+    expected = [1, 1, 1, 1] if hard_swish_into_addition else [1, 6, 1, 6]
+    for ratio, factor in zip(divided, expected):
+        np.testing.assert_allclose(ratio, factor, rtol=1e-6)
+    x = np.random.default_rng(1).integers(-128, 128, (4, 16, 16, 8)).astype(np.int8)
+    reference, actual = (np.concatenate([run_int8(b, image[None]) for image in x]) for b in (original, rewritten))
+    assert np.ptp(reference) > 100  # outputs that vary: the comparison can fail
+    # TFLite's own HARD_SWISH kernel rounds once; the rewrite rounds the gate too: within a step, mostly equal
+    assert np.abs(actual - reference).max() <= 2 and (actual == reference).mean() > 0.9
+
+
+def test_a_uint8_input_scaled_in_the_model_is_scaled_in_float_from_the_pixels():
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((32, 32, 3)), keras.layers.Rescaling(1 / 127.5, offset=-1),
+                              keras.layers.Conv2D(8, 3, strides=2, padding="same", activation="relu6"),
+                              keras.layers.Conv2D(8, 1)])
+    data = np.random.default_rng(0).uniform(0, 255, (16, 32, 32, 3)).astype(np.float32)
+    original = narrow_convolutions_in_float(tf_converter_int8(model, data, io_dtype=tf.uint8))[0]
+    # XNNPACK has no QUANTIZE between uint8 and int8: the input's and the output's run on TFLite's kernel
+    assert [op for op, on_xnnpack in xnnpack_coverage(original) if not on_xnnpack] == ["QUANTIZE", "QUANTIZE"]
+    rewritten, count = input_scaling_in_float(original)
+    assert count == 1
+    assert xnnpack_coverage(rewritten)[:4] == [("DEQUANTIZE", True), ("MUL", True), ("ADD", True), ("CONV_2D", True)]
+    assert [op for op, on_xnnpack in xnnpack_coverage(rewritten) if not on_xnnpack] == ["QUANTIZE"]
+    pixels = np.random.default_rng(1).integers(0, 256, (4, 32, 32, 3)).astype(np.uint8)
+    expected = model.predict(pixels.astype(np.float32), verbose=0)
+    outputs = {name: np.concatenate([run_int8(b, image[None]) for image in pixels]) for name, b in
+               (("original", original), ("rewritten", rewritten))}
+    scale, zero = Interpreter(model_content=rewritten).get_output_details()[0]["quantization"]
+    errors = {name: np.abs((output - zero) * scale - expected) for name, output in outputs.items()}
+    assert np.ptp(outputs["original"]) > 100
+    assert np.abs(outputs["rewritten"] - outputs["original"]).max() <= 2
+    assert errors["rewritten"].mean() <= errors["original"].mean()  # the pixels are not rounded to int8 first
+    assert input_scaling_in_float(narrow_convolutions_in_float(tf_converter_int8(model, data))[0])[1] == 0  # int8 input
 
 
 def test_a_per_pixel_softmax_runs_in_float_into_the_uint8_output_as_close_to_keras():
