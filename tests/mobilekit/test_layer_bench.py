@@ -92,3 +92,17 @@ def test_xnor_suite_runs_its_tflite_candidates_and_the_host_kernels(monkeypatch,
     assert xnor_row["speedup"] == pytest.approx(bwn_row["median_ms"] / xnor_row["median_ms"])
     for row in rows[3:]:
         assert row["speedup"] == pytest.approx(float_row["median_ms"] / row["median_ms"])
+
+
+def test_int8_suite_times_the_bare_convolution_kernel_beside_the_networks():
+    """The int8 suite's reference row: one 1x1 convolution and nothing else in either file, all on XNNPACK,
+    so its ratio is the kernels' own."""
+    from mobilekit.suites import int8
+    from tflite.op_profile import xnnpack_coverage
+    shape = int8.KERNEL_REFERENCE
+    assert shape in int8.SHAPES
+    (label, build), = int8.candidates(shape)
+    model, data = build(), int8.calibration_data(shape)
+    assert data.shape[1:] == shape and data.std() > 0.5
+    for quantization in ("fp32", "int8"):
+        assert xnnpack_coverage(int8.convert(model, quantization, data)) == [("CONV_2D", True)]
