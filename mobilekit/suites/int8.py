@@ -23,7 +23,7 @@ from models.ssdlite import model_anchors
 from tflite.converter import convert as convert_classifier
 from tflite.detection_export import convert_detector
 
-DESCRIPTION = "int8 vs fp32 of each family (XNNPACK, 2 threads): speed-up of int8"
+DESCRIPTION = "int8 vs fp32 of each family on XNNPACK: speed-up of int8"
 COMPARE = "quantization"
 BATCH_NORM_IMAGES = 8
 CALIBRATION_IMAGES = 16
