@@ -21,14 +21,15 @@ step of the exact curve (checked exhaustively over the 256 int8 inputs in the te
 the ranges a trained network's activations span on both sides of zero. XNNPACK takes an int8 ADD
 only when each input's scale is within [2^-10, 2^8) of the output's, and an int8 MUL when the
 product of the input scales is within [2^-16, 2^8) of the output's (TFLite's own ADD kernel aborts
-beyond 2^19): the gate's step is widened to meet them. ``sixth`` holds the integers of ``x`` under a
-scale six times finer, so it goes where the factor can be left to the layers that read ``y``: ``y`` is
-declared at ``6 s_y`` and ``MUL(x, gate)`` writes the integers ``MUL(sixth, gate)`` wrote (the same
-requantization multiplier, up to its float rounding); ops
-with ``f(6 v) = 6 f(v)`` (mean, pooling, reshape, a product with another tensor: squeeze-excite) carry the
-factor, their outputs declared at six times their scale, and the convolutions and fully connected layers
-at the ends take it back in their weight scales (divided by 6; the int8 weights, the bias and each
-layer's requantization multiplier ``s_in s_w / s_out`` stay). Every MobileNetV3 hard-swish feeds such
+beyond 2^19): the gate's step is widened to meet them.
+
+``sixth`` holds the integers of ``x`` under a scale six times finer, so it goes where the factor can be
+left to the layers that read ``y``: ``y`` is declared at ``6 s_y`` and ``MUL(x, gate)`` writes the
+integers ``MUL(sixth, gate)`` wrote (the same requantization multiplier, up to its float rounding); ops
+with ``f(6 v) = 6 f(v)`` (mean, pooling, reshape, a product with another tensor: squeeze-excite) carry
+the factor, their outputs declared at six times their scale, and the convolutions and fully connected
+layers at the ends take it back in their weight scales (divided by 6; the int8 weights, the bias and
+each layer's requantization multiplier ``s_in s_w / s_out`` stay). Every MobileNetV3 hard-swish feeds such
 layers only: two ops instead of three (MobileNetV3-Small at 224: 19 MULs fewer, int8 18% faster on a
 2-core AVX2 x86). A hard-swish feeding an addition or a model output keeps ``sixth``.
 
@@ -76,9 +77,8 @@ NARROW_CHANNELS = 4  # XNNPACK's int8 convolution pads each tap's input channels
 _WEIGHTED = (schema.BuiltinOperator.CONV_2D, schema.BuiltinOperator.DEPTHWISE_CONV_2D,
              schema.BuiltinOperator.FULLY_CONNECTED)
 _AFFINE = (schema.BuiltinOperator.MUL, schema.BuiltinOperator.ADD)
-_HOMOGENEOUS = (schema.BuiltinOperator.MEAN, schema.BuiltinOperator.AVERAGE_POOL_2D,
-                     schema.BuiltinOperator.MAX_POOL_2D, schema.BuiltinOperator.RESHAPE,
-                     schema.BuiltinOperator.SQUEEZE)
+_HOMOGENEOUS = (schema.BuiltinOperator.MEAN, schema.BuiltinOperator.AVERAGE_POOL_2D,  # f(6 v) = 6 f(v)
+                schema.BuiltinOperator.MAX_POOL_2D, schema.BuiltinOperator.RESHAPE, schema.BuiltinOperator.SQUEEZE)
 
 
 def _builtin(code):
