@@ -34,17 +34,21 @@ quickstart: $(STAMP)
 # so the workers share nothing else.
 WORKERS ?= 2
 XDIST := -n $(WORKERS) --dist loadfile
+# With several workers, each worker's TensorFlow (and every process it starts) runs one thread per op
+# and one op at a time: TensorFlow's default pools (a thread per core in every process) oversubscribed
+# the cores; the mobilekit e2e group took 1306 s with them, 837 s without (the QSFM job 515 -> 49 s).
+TF_THREADS := $(if $(filter 0 1,$(WORKERS)),,TF_NUM_INTRAOP_THREADS=1 TF_NUM_INTEROP_THREADS=1)
 TEST_GROUPS := tests/demo_app tests/keras_layers tests/models tests/mobilekit tests/tflite "$(wildcard tests/test_*.py)"
 test: $(STAMP)
-	for group in $(TEST_GROUPS); do $(PYTEST) $(XDIST) -m "not legacy_keras and not e2e" $$group || exit 1; done
-	TF_USE_LEGACY_KERAS=1 $(PYTEST) $(XDIST) -m legacy_keras
+	for group in $(TEST_GROUPS); do $(TF_THREADS) $(PYTEST) $(XDIST) -m "not legacy_keras and not e2e" $$group || exit 1; done
+	$(TF_THREADS) TF_USE_LEGACY_KERAS=1 $(PYTEST) $(XDIST) -m legacy_keras
 
 # The jobs end to end: the three quickstarts (training, export, validation, timing in child
 # processes, the demo), the zoo, and the experiment commands (binary, optimize, qsfm, export
 # --qat/--prune, several in tf_keras child processes). Minutes each, so a target of their own;
 # CI runs it after `make test`.
 test-e2e: $(STAMP) browser-deps
-	for group in $(TEST_GROUPS); do $(PYTEST) $(XDIST) -m e2e $$group; status=$$?; [ $$status = 0 ] || [ $$status = 5 ] || exit 1; done
+	for group in $(TEST_GROUPS); do $(TF_THREADS) $(PYTEST) $(XDIST) -m e2e $$group; status=$$?; [ $$status = 0 ] || [ $$status = 5 ] || exit 1; done
 
 # The browser and X server the e2e tests drive (the live page, the demo window): Debian packages,
 # installed only when missing (with sudo unless root).
@@ -54,7 +58,7 @@ browser-deps:
 	  $$SUDO apt-get update && $$SUDO apt-get install -y chromium xvfb; }
 
 test-fast: $(STAMP)
-	$(PYTEST) $(XDIST) -m "not legacy_keras and not slow and not e2e"
+	$(TF_THREADS) $(PYTEST) $(XDIST) -m "not legacy_keras and not slow and not e2e"
 
 clean:
 	rm -rf $(VENV) .venv-device .venv-mediapipe runs *.egg-info
