@@ -242,9 +242,10 @@ def _absorb_six(model, subgraph, y):
     changed, where a path ends elsewhere (an addition, a model output)."""
     absorbing = {}
     scaled = _six_times(model, subgraph, y, absorbing)
-    if scaled is None or any(len(set(operator.inputs) & set(scaled)) > 1 for operator in subgraph.operators):
+    scaled = None if scaled is None else set(scaled)
+    if scaled is None or any(len(scaled.intersection(operator.inputs)) > 1 for operator in subgraph.operators):
         return False
-    for tensor in set(scaled):
+    for tensor in scaled:
         scale, zero_point = _scale_and_zero_point(subgraph.tensors[tensor])
         subgraph.tensors[tensor].quantization = _quantization(6.0 * scale, zero_point)
     for operator in absorbing.values():
@@ -313,13 +314,13 @@ def _softmax_ops(model, subgraph, operator, constants):
 
 
 def _constant_operand(model, subgraph, operator):
-    """The constant operand of a two-input int8 MUL or ADD without a fused activation, else None."""
+    """The int8 constant operand of a two-input MUL or ADD without a fused activation, else None."""
     options = operator.builtinOptions
     if _builtin(model.operatorCodes[operator.opcodeIndex]) not in _AFFINE or len(operator.inputs) != 2 or \
             getattr(options, "fusedActivationFunction", 0) != schema.ActivationFunctionType.NONE:
         return None
-    constants = [tensor for tensor in operator.inputs
-                 if model.buffers[subgraph.tensors[tensor].buffer].data is not None]
+    constants = [tensor for tensor in operator.inputs if subgraph.tensors[tensor].type == schema.TensorType.INT8
+                 and model.buffers[subgraph.tensors[tensor].buffer].data is not None]
     return constants[0] if len(constants) == 1 else None
 
 
@@ -357,9 +358,8 @@ def _float_input_ops(model, subgraph, operator, constants):
     ops = [_operator(dequantize, chain[0].inputs[:1], [values], 0, None)]
     for step in chain[1:]:
         constant = subgraph.tensors[_constant_operand(model, subgraph, step)]
-        dtype = np.int32 if constant.type == schema.TensorType.INT32 else np.int8
         operand = _float_tensor(model, subgraph, f"{constant.name.decode(errors='replace')}/float",
-                                constant.shape, _dequantized(model, constant, dtype))
+                                constant.shape, _dequantized(model, constant, np.int8))
         result = output if step is chain[-1] else _float_tensor(model, subgraph, "pixels/float", shape)
         ops.append(_operator(step.opcodeIndex, [values, operand], [result],
                              step.builtinOptionsType, step.builtinOptions))
